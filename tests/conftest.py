@@ -1,0 +1,65 @@
+"""Session-wide fixtures: expensive things (ResNet builds, reference graphs) are made once."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+from resnet_ft.cli import main
+
+
+class CliResult:
+    """Outcome of one in-process CLI invocation."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def error_lines(self) -> list[str]:
+        """Non-empty stderr lines (the contract: exactly one ``error:`` line)."""
+        return [line for line in self.err.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``resnet-ft ARGS...`` in this process and capture its output."""
+
+    def run(*args: object) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_one_line_error(result: CliResult, *fragments: str, code: int = 2) -> None:
+    """The failure contract: exit code, one ``error:`` line naming the problem, no traceback."""
+    assert result.code == code, (result.code, result.err)
+    assert len(result.error_lines) == 1, result.err
+    line = result.error_lines[0]
+    assert line.startswith("error: "), line
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+
+
+@pytest.fixture(scope="session")
+def standin_checkpoint(tmp_path_factory):
+    """A random-weight resnet_v1_101 checkpoint in the official format (written once)."""
+    from resnet_ft.standin import write_standin_checkpoint
+
+    return write_standin_checkpoint(tmp_path_factory.mktemp("ckpt") / "resnet_v1_101.ckpt", 101)
+
+
+@pytest.fixture(scope="session")
+def backbone101(standin_checkpoint, tmp_path_factory):
+    """The stand-in checkpoint converted to a slim ResNet-101 backbone file (with top)."""
+    from resnet_ft.convert import convert
+
+    out = tmp_path_factory.mktemp("backbone") / "resnet_v1_101.keras"
+    convert(standin_checkpoint, out, include_top=True)
+    return out
