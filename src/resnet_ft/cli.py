@@ -83,6 +83,73 @@ def summary(
         console().print(summary_table(result))
 
 
+@app.command(
+    epilog="Examples:\n\n"
+    "  resnet-ft train flower_photos --backbone backbone.keras -o runs/flowers\n\n"
+    "  resnet-ft train --config examples/flowers/config.yaml -o runs/flowers --epochs 5\n\n"
+    "  resnet-ft train --config runs/flowers/config.yaml -o runs/flowers --resume"
+)
+def train(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Run directory to write.")],
+    data_dir: Annotated[
+        Path | None, typer.Argument(help="Class-per-folder images (or data_dir in --config).")
+    ] = None,
+    backbone: Annotated[Path | None, typer.Option(help="Backbone .keras from convert.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file with any of these options.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs [20].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [16].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate [2e-4].")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Input size in pixels [224].")] = None,
+    resize: Annotated[
+        str | None, typer.Option(help="crop (centre crop) or squash [crop].")
+    ] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout rate in the head [0.5].")] = None,
+    head_units: Annotated[int | None, typer.Option(help="Hidden Dense units [1024].")] = None,
+    val_split: Annotated[float | None, typer.Option(help="Validation fraction [0.1].")] = None,
+    val_dir: Annotated[Path | None, typer.Option(help="Separate validation folder.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
+    augment: Annotated[
+        bool | None, typer.Option("--augment/--no-augment", help="Horizontal flips [on].")
+    ] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Feature cache directory.")] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Run the backbone every epoch (slow baseline).")
+    ] = False,
+    early_stopping: Annotated[
+        int | None, typer.Option(help="Stop after N epochs without val_loss improvement.")
+    ] = None,
+    strict: Annotated[
+        bool | None, typer.Option("--strict", help="Undecodable images are an error.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty run directory.")] = False,
+) -> None:
+    """Fine-tune a new head on a frozen backbone over a class-per-folder image set."""
+    from resnet_ft.config import load_yaml, make_config
+    from resnet_ft.reporting import console
+    from resnet_ft.training import train as run_train
+
+    layers = [load_yaml(config)] if config else []
+    if resume and not config and (out / "config.yaml").is_file():
+        layers = [load_yaml(out / "config.yaml")]
+    cli_layer = {
+        "data_dir": data_dir, "backbone": backbone, "epochs": epochs, "batch_size": batch_size,
+        "lr": lr, "image_size": image_size, "resize": resize, "dropout": dropout,
+        "head_units": head_units, "val_split": val_split, "val_dir": val_dir, "seed": seed,
+        "augment": augment, "cache_dir": cache_dir, "cache": False if no_cache else None,
+        "early_stopping": early_stopping, "strict": strict,
+    }
+    resolved = make_config(*layers, {k: v for k, v in cli_layer.items() if v is not None})
+    result = run_train(resolved, out, resume=resume, overwrite=overwrite, console=console())
+    metrics = result.metrics
+    console().print(
+        f"best epoch {metrics['best_epoch']}: val_accuracy {metrics['accuracy']:.4f}, "
+        f"val_loss {metrics['val_loss']:.4f}; model written to {out / 'model.keras'}"
+    )
+
+
 data_app = typer.Typer(help="Get data: the real flowers files, or an offline stand-in.")
 app.add_typer(data_app, name="data")
 
@@ -110,15 +177,21 @@ def data_standin(
     dest: Annotated[Path, typer.Argument(help="Directory for the stand-in files.")],
     depth: Annotated[int, typer.Option(help="ResNet depth of the checkpoint.")] = 101,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    images_per_class: Annotated[
+        int, typer.Option(help="Generated images per class (0: checkpoint only).")
+    ] = 30,
 ) -> None:
-    """Write an offline STAND-IN: random-weight slim checkpoint (official format and names)."""
+    """Write an offline STAND-IN: random-weight slim checkpoint and a generated image folder."""
     from resnet_ft.reporting import console
     from resnet_ft.runtime import import_tensorflow_quietly
-    from resnet_ft.standin import write_standin_checkpoint
+    from resnet_ft.standin import write_standin_checkpoint, write_standin_images
 
     import_tensorflow_quietly()
     prefix = write_standin_checkpoint(dest / f"resnet_v1_{depth}.ckpt", depth, seed=seed)
     console().print(f"wrote STAND-IN checkpoint {prefix} (random weights, not pretrained)")
+    if images_per_class:
+        images = write_standin_images(dest / "images", per_class=images_per_class, seed=seed)
+        console().print(f"wrote STAND-IN images {images} (generated blobs, not flowers)")
 
 
 def _usage(message: str) -> ResnetFtError:

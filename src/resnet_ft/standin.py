@@ -51,23 +51,109 @@ def random_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict
 
 def slim_variable_shapes(depth: int, num_classes: int = 1000) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the official slim checkpoint's model variables."""
-    model = build_resnet(SLIM, depth, include_top=num_classes > 0, num_classes=num_classes)
-    scope = SLIM.model_name(depth)
-    shapes: dict[str, tuple[int, ...]] = {}
+    return {name: value.shape for name, value in _slim_values(_model(depth, num_classes)).items()}
+
+
+def _model(depth: int, num_classes: int):
+    return build_resnet(SLIM, depth, include_top=num_classes > 0, num_classes=num_classes)
+
+
+def _slim_values(model) -> dict[str, np.ndarray]:
+    """The model's variables under their slim names, in slim layout."""
+    scope = model.name
+    values: dict[str, np.ndarray] = {}
     for layer in model.layers:
         for variable in layer.weights:
-            shape = tuple(variable.shape)
+            value = np.asarray(variable)
             if layer.name == "logits" and variable.name == "kernel":
-                shape = (1, 1, *shape)  # slim's logits are a 1x1 convolution
-            shapes[slim.slim_key(scope, layer.name, variable.name)] = shape
-    return shapes
+                value = value.reshape(1, 1, *value.shape)  # slim's logits are a 1x1 conv
+            values[slim.slim_key(scope, layer.name, variable.name)] = value
+    return values
+
+
+def calibrated_model(depth: int, num_classes: int = 1000, seed: int = 0):
+    """A random ResNet whose BN statistics are close to, not equal to, real batch statistics.
+
+    Purely random statistics let activations grow by orders of magnitude over
+    100 layers; a stand-in that is fed to training should produce features of
+    the scale a pretrained network gives. Each BN layer's moving mean and
+    variance are set from its input on a batch of noise images, then
+    perturbed, while the network is run once, layer by layer.
+    """
+    import keras
+
+    model = _model(depth, num_classes)
+    rng = np.random.default_rng(seed)
+    shapes = {name: value.shape for name, value in _slim_values(model).items()}
+    values = random_weights(shapes, seed)
+    for layer in model.layers:
+        for variable in layer.weights:
+            value = values[slim.slim_key(model.name, layer.name, variable.name)]
+            variable.assign(value.reshape(variable.shape))
+    computed: dict[int, object] = {}
+    pixels = rng.uniform(0, 255, (4, 96, 96, 3)).astype(np.float32)
+    for layer in model.layers:
+        node = layer._inbound_nodes[0]
+        if not node.input_tensors:  # the input layer
+            computed[id(node.output_tensors[0])] = keras.ops.convert_to_tensor(pixels)
+            continue
+        inputs = [computed[id(t)] for t in node.input_tensors]
+        if isinstance(layer, keras.layers.BatchNormalization):
+            data = np.asarray(inputs[0])
+            mean, var = data.mean(axis=(0, 1, 2)), data.var(axis=(0, 1, 2))
+            layer.moving_mean.assign(mean + rng.normal(0, 0.1, mean.shape) * np.sqrt(var))
+            layer.moving_variance.assign(var * rng.uniform(0.8, 1.25, var.shape) + 1e-3)
+        output = layer(inputs if len(inputs) > 1 else inputs[0])
+        for tensor, value in zip(node.output_tensors, keras.tree.flatten(output), strict=True):
+            computed[id(tensor)] = value
+    return model
 
 
 def write_standin_checkpoint(
     prefix: str | Path, depth: int = 101, *, seed: int = 0, num_classes: int = 1000
 ) -> Path:
     """Write a random-weight ``resnet_v1_<depth>`` checkpoint at ``prefix`` (V2 format)."""
-    values = random_weights(slim_variable_shapes(depth, num_classes), seed)
+    values = _slim_values(calibrated_model(depth, num_classes, seed))
     values["global_step"] = np.array(0, dtype=np.int64)
     slim.write(values, Path(prefix))
     return Path(prefix)
+
+
+FLOWER_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+#: A dominant colour per stand-in class, so a head can learn something from random features.
+_CLASS_COLOURS = ((235, 235, 240), (240, 210, 30), (200, 30, 60), (250, 170, 20), (220, 60, 170))
+
+
+def write_standin_images(
+    dest: str | Path,
+    *,
+    classes: tuple[str, ...] = FLOWER_CLASSES,
+    per_class: int = 20,
+    min_size: int = 64,
+    max_size: int = 160,
+    seed: int = 0,
+) -> Path:
+    """A class-per-folder JPEG set of coloured blobs on noisy backgrounds, in varied sizes.
+
+    Not flowers: a stand-in with the same layout, so the pipeline can be run
+    and tested end to end without the real photos.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    dest = Path(dest)
+    for index, name in enumerate(classes):
+        folder = dest / name
+        folder.mkdir(parents=True, exist_ok=True)
+        colour = np.array(_CLASS_COLOURS[index % len(_CLASS_COLOURS)], np.float32)
+        for number in range(per_class):
+            width, height = (int(v) for v in rng.integers(min_size, max_size + 1, 2))
+            yy, xx = np.mgrid[0:height, 0:width]
+            cy, cx = rng.uniform(0.3, 0.7) * height, rng.uniform(0.3, 0.7) * width
+            radius = rng.uniform(0.2, 0.4) * min(width, height)
+            blob = ((yy - cy) ** 2 + (xx - cx) ** 2 < radius**2)[..., None]
+            background = rng.normal(90, 40, (height, width, 3))
+            pixels = np.where(blob, colour + rng.normal(0, 15, (height, width, 3)), background)
+            image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+            image.save(folder / f"{name}_{number:04d}.jpg", quality=90)
+    return dest

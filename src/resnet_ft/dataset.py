@@ -1,0 +1,129 @@
+"""Class-per-folder datasets: find the images, name the classes, split train/validation.
+
+Class names are folder names, sorted, so the label order never depends on the
+file system. The split is stratified and seeded per class, so the same data
+and seed always give the same split, and it is written to the run directory
+(``split.csv``) to be audited or reproduced.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from resnet_ft.errors import InputError
+from resnet_ft.images import is_image_candidate
+
+VAL_NAMES = ("val", "validation")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file and its class index."""
+
+    path: Path
+    label: int
+
+
+@dataclass
+class Split:
+    """Labels plus the training and validation samples."""
+
+    labels: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    source: str  # "split" (by --val-split) or "folders" (train/ + val/)
+
+    def to_csv(self) -> str:
+        """``file,label,subset`` rows, the audit trail of the split."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["file", "label", "subset"])
+        for subset, samples in (("train", self.train), ("val", self.val)):
+            for sample in samples:
+                writer.writerow([str(sample.path), self.labels[sample.label], subset])
+        return buffer.getvalue()
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted, non-hidden sub-folder names of ``root``."""
+    if not root.is_dir():
+        raise InputError(f"data directory not found: {root}")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursively), sorted; symlinked folders are not followed.
+
+    Not following directory links makes symlink loops harmless.
+    """
+    found: list[Path] = []
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(current) / f for f in files if is_image_candidate(Path(current) / f))
+    return sorted(found)
+
+
+def scan(root: Path, labels: list[str] | None = None) -> tuple[list[str], list[Sample]]:
+    """Samples of a class-per-folder tree; ``labels`` fixes the expected classes."""
+    found = class_folders(root)
+    if labels is not None and found != labels:
+        missing = sorted(set(labels) - set(found))
+        extra = sorted(set(found) - set(labels))
+        raise InputError(
+            f"classes in {root} differ from the expected ones: missing {missing or 'none'}, "
+            f"unexpected {extra or 'none'}"
+        )
+    if len(found) < 2:
+        raise InputError(f"{root} needs at least 2 class folders, found {len(found)}: {found}")
+    samples = [
+        Sample(path, index) for index, name in enumerate(found) for path in list_images(root / name)
+    ]
+    return found, samples
+
+
+def _val_folder(root: Path) -> Path | None:
+    for name in VAL_NAMES:
+        if (root / name).is_dir():
+            return root / name
+    return None
+
+
+def make_split(root: Path, *, val_dir: Path | None, val_split: float, seed: int) -> Split:
+    """Training/validation samples of ``root``.
+
+    Precedence: an explicit ``val_dir``; else ``root/train`` with ``root/val`` (or
+    ``validation``); else a seeded, stratified split of each class by ``val_split``.
+    """
+    root = Path(root)
+    if val_dir is None and (root / "train").is_dir() and _val_folder(root) is not None:
+        val_dir = _val_folder(root)
+        root = root / "train"
+    if val_dir is not None:
+        labels, train = scan(root)
+        _, val = scan(Path(val_dir), labels)
+        return Split(labels, train, val, "folders")
+    labels, samples = scan(root)
+    train, val = [], []
+    for index in range(len(labels)):
+        members = [s for s in samples if s.label == index]
+        rng = np.random.default_rng([seed, index])
+        order = rng.permutation(len(members))
+        n_val = round(len(members) * val_split) if len(members) > 1 else 0
+        n_val = min(max(n_val, 1 if len(members) > 1 else 0), len(members) - 1)
+        val.extend(members[i] for i in sorted(order[:n_val]))
+        train.extend(members[i] for i in sorted(order[n_val:]))
+    return Split(labels, train, val, "split")
+
+
+def require_every_class(labels: list[str], samples: list[Sample], where: str) -> None:
+    """A class without a usable image cannot be learned: a clear error, not a silent drop."""
+    present = {s.label for s in samples}
+    empty = [name for i, name in enumerate(labels) if i not in present]
+    if empty:
+        raise InputError(f"class folder(s) with no usable image in {where}: {', '.join(empty)}")
