@@ -13,8 +13,8 @@ from resnet_ft.summary import ParameterSummary
 
 
 def console(stderr: bool = False) -> Console:
-    """A console that writes plain text (no colour, no cursor tricks) when not a terminal."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    """A console that writes plain text (no colour, no cursor tricks, no hard wraps) when piped."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
