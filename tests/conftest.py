@@ -63,3 +63,27 @@ def backbone101(standin_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("backbone") / "resnet_v1_101.keras"
     convert(standin_checkpoint, out, include_top=True)
     return out
+
+
+SMALL = ("--image-size", 48, "--batch-size", 8)
+
+
+@pytest.fixture(scope="session")
+def flowers(tmp_path_factory):
+    """5 classes x 8 small generated JPEGs in the flower_photos layout."""
+    from resnet_ft.standin import write_standin_images
+
+    return write_standin_images(
+        tmp_path_factory.mktemp("data") / "flowers", per_class=8, min_size=40, max_size=80
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(flowers, backbone101, tmp_path_factory):
+    """One small run (flip augmentation on) shared by read-only tests: (run dir, cache dir)."""
+    run = tmp_path_factory.mktemp("runs") / "flowers"
+    cache = tmp_path_factory.mktemp("cache")
+    args = ["train", flowers, "--backbone", backbone101, "-o", run, "--epochs", 3,
+            "--val-split", 0.25, "--cache-dir", cache, *SMALL]
+    assert main([str(a) for a in args]) == 0
+    return run, cache

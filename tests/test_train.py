@@ -8,43 +8,13 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import assert_one_line_error
+from conftest import SMALL, assert_one_line_error
 from PIL import Image
 
 from resnet_ft.classifier import load_classifier
 from resnet_ft.dataset import make_split
 from resnet_ft.standin import write_standin_images
 from resnet_ft.summary import summarize
-
-SMALL = ("--image-size", 48, "--batch-size", 8)
-
-
-@pytest.fixture(scope="module")
-def flowers(tmp_path_factory):
-    """5 classes x 8 small JPEGs."""
-    return write_standin_images(
-        tmp_path_factory.mktemp("data") / "flowers", per_class=8, min_size=40, max_size=80
-    )
-
-
-@pytest.fixture(scope="module")
-def trained(flowers, backbone101, tmp_path_factory, cli_module):
-    """One default-ish run (flip augmentation on), shared by the read-only tests."""
-    run = tmp_path_factory.mktemp("runs") / "flowers"
-    cache = tmp_path_factory.mktemp("cache")
-    code = cli_module(
-        "train", flowers, "--backbone", backbone101, "-o", run, "--epochs", 3,
-        "--val-split", 0.25, "--cache-dir", cache, *SMALL,
-    )
-    assert code == 0
-    return run, cache
-
-
-@pytest.fixture(scope="module")
-def cli_module():
-    from resnet_ft.cli import main
-
-    return lambda *args: main([str(a) for a in args])
 
 
 def _history(run):

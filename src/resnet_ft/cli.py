@@ -150,6 +150,85 @@ def train(
     )
 
 
+@app.command(
+    epilog="Examples:\n\n  resnet-ft predict runs/flowers photo.jpg\n\n"
+    "  resnet-ft predict runs/flowers 'photos/*.jpg' --top-k 3 --json\n\n"
+    "  resnet-ft predict backbone.keras cat.jpg --labels imagenet_labels.txt"
+)
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run directory (or an --include-top backbone).")],
+    images: Annotated[list[str], typer.Argument(help="Image files, directories or globs.")],
+    top_k: Annotated[int, typer.Option(min=1, help="How many classes to list.")] = 5,
+    json_output: JsonFlag = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV rows.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 32,
+    labels: Annotated[
+        Path | None, typer.Option(help="Class names, one per line, for an ImageNet backbone.")
+    ] = None,
+) -> int:
+    """Classify images with a trained model; exit 1 when any file could not be read."""
+    from resnet_ft.predict import collect_images, load_predictor, predict_files
+    from resnet_ft.reporting import console, predictions_csv, predictions_table, print_json
+
+    if json_output and csv_output:
+        raise _usage("choose one of --json and --csv")
+    predictor = load_predictor(run, labels)
+    results = predict_files(predictor, collect_images(images), top_k=top_k, batch_size=batch_size)
+    if json_output:
+        print_json(results)
+    elif csv_output:
+        sys.stdout.write(predictions_csv(results))
+    else:
+        console().print(predictions_table(results))
+    failed = [r for r in results if "error" in r]
+    for row in failed:
+        sys.stderr.write(f"error: {row['file']}: {row['error']}\n")
+    return 1 if failed else 0
+
+
+@app.command(
+    epilog="Examples:\n\n  resnet-ft evaluate runs/flowers data/test\n\n"
+    "  resnet-ft evaluate runs/flowers data/test --json -o reports/test"
+)
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    data_dir: Annotated[Path, typer.Argument(help="Class-per-folder images, same classes.")],
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Report folder [RUN/eval/<name>].")
+    ] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="k of top-k accuracy.")] = 5,
+    json_output: JsonFlag = False,
+) -> None:
+    """Accuracy, per-class precision/recall/F1 and confusion matrix of a run on a dataset."""
+    import csv
+    import io
+    import json
+
+    from resnet_ft.atomic import write_text
+    from resnet_ft.plots import plot_confusion
+    from resnet_ft.predict import evaluate_dir, load_predictor
+    from resnet_ft.reporting import console, metrics_tables, print_json
+
+    predictor = load_predictor(run)
+    report, misclassified, skipped = evaluate_dir(predictor, data_dir, top_k=top_k)
+    folder = out or run / "eval" / data_dir.resolve().name
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["file", "true", "predicted", "probability"])
+    writer.writerows(misclassified)
+    write_text(folder / "misclassified.csv", buffer.getvalue())
+    write_text(folder / "metrics.json", json.dumps(report, indent=2, ensure_ascii=False))
+    plot_confusion(report["confusion_matrix"], report["labels"], folder / "confusion.png")
+    for path, reason in skipped.items():
+        sys.stderr.write(f"warning: skipped {path}: {reason}\n")
+    if json_output:
+        print_json(report)
+    else:
+        for table in metrics_tables(report):
+            console().print(table)
+        console().print(f"report written to {folder}")
+
+
 data_app = typer.Typer(help="Get data: the real flowers files, or an offline stand-in.")
 app.add_typer(data_app, name="data")
 

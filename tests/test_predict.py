@@ -1,0 +1,108 @@
+"""predict and evaluate on a trained run: same preprocessing as training, per-file errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error
+
+from resnet_ft.classifier import load_classifier
+from resnet_ft.features import FeatureCache, extract, file_digest
+from resnet_ft.preprocessing import Preprocessing
+from resnet_ft.reporting import console
+
+
+def _val_files(run):
+    rows = csv.DictReader((run / "split.csv").open())
+    return [r for r in rows if r["subset"] == "val"]
+
+
+def test_predict_equals_training_evaluation_pipeline(trained, cli, backbone101):
+    run, cache_dir = trained
+    row = _val_files(run)[0]
+    result = cli("predict", run, row["file"], "--json", "--top-k", 5)
+    assert result.code == 0, result.err
+    [entry] = json.loads(result.out)
+    ours = {t["label"]: t["probability"] for t in entry["top_k"]}
+    # Training's evaluation: cached pooled features of view 0 through the trained head.
+    model, labels = load_classifier(run)
+    backbone = model.get_layer(index=1)
+    spec = Preprocessing(48, "crop")
+    cache = FeatureCache(cache_dir, file_digest(backbone101), spec)
+    table = extract([Path(row["file"])], backbone, spec, views=2, cache=cache, console=console())
+    assert table.extracted == 0  # served from the cache written by training
+    head = model.get_layer("head")
+    reference = np.asarray(head(table.values[:, 0], training=False))[0]
+    for index, label in enumerate(labels):
+        assert abs(ours[label] - float(reference[index])) <= 1e-5
+
+
+def test_predict_outputs_and_bad_files(trained, cli, flowers, tmp_path):
+    run, _ = trained
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    good = sorted((flowers / "roses").glob("*.jpg"))[:2]
+    result = cli("predict", run, *good, bad, "--json", "--top-k", 2)
+    assert result.code == 1
+    entries = json.loads(result.out)
+    assert [e["file"] for e in entries] == [str(p) for p in (*good, bad)]
+    assert set(entries[0]) == {"file", "label", "probability", "top_k"}
+    assert len(entries[0]["top_k"]) == 2
+    assert entries[0]["probability"] == entries[0]["top_k"][0]["probability"]
+    assert entries[2] == {"file": str(bad), "error": entries[2]["error"]}
+    assert f"error: {bad}:" in result.err
+
+    as_csv = cli("predict", run, good[0], "--csv")
+    assert as_csv.code == 0
+    rows = list(csv.reader(io.StringIO(as_csv.out)))
+    assert rows[0] == ["file", "label", "probability", "top_k", "error"]
+    assert rows[1][0] == str(good[0]) and rows[1][4] == ""
+
+    table = cli("predict", run, flowers / "daisy")
+    assert table.code == 0 and "probability" in table.out and "error" not in table.out
+
+
+def test_predict_globs(trained, cli, flowers):
+    run, _ = trained
+    result = cli("predict", run, str(flowers / "tulips" / "*_000[0-2].jpg"), "--json")
+    assert len(json.loads(result.out)) == 3
+
+
+@pytest.mark.parametrize("missing", ["run", "model"])
+def test_predict_missing_run_or_model(cli, tmp_path, flowers, missing):
+    run = tmp_path / "run"
+    if missing == "model":
+        run.mkdir()
+    result = cli("predict", run, flowers / "daisy")
+    assert_one_line_error(result, "not found" if missing == "run" else "no trained model")
+
+
+def test_evaluate_matches_predict(trained, cli, flowers, tmp_path):
+    run, _ = trained
+    predicted = json.loads(cli("predict", run, flowers, "--json").out)
+    expected = np.mean([Path(e["file"]).parent.name == e["label"] for e in predicted])
+    result = cli("evaluate", run, flowers, "--json", "-o", tmp_path / "report")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["n"] == 40
+    assert report["accuracy"] == pytest.approx(expected)
+    assert set(report) >= {"accuracy", "top_k_accuracy", "per_class", "confusion_matrix",
+                           "labels", "n"}
+    rows = list(csv.reader((tmp_path / "report" / "misclassified.csv").open()))
+    assert rows[0] == ["file", "true", "predicted", "probability"]
+    assert len(rows) - 1 == round((1 - expected) * 40)
+    assert (tmp_path / "report" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_class_mismatch(trained, cli, tmp_path):
+    from resnet_ft.standin import write_standin_images
+
+    run, _ = trained
+    write_standin_images(tmp_path / "other", classes=("daisy", "cacti"), per_class=1, min_size=32)
+    result = cli("evaluate", run, tmp_path / "other")
+    assert_one_line_error(result, "differ", "cacti")
