@@ -18,6 +18,9 @@ _API = {
     "load_backbone": "resnet_ft.model_io",
     "load_imagenet_classifier": "resnet_ft.model_io",
     "summarize": "resnet_ft.summary",
+    "load_classifier": "resnet_ft.classifier",
+    "train": "resnet_ft.training",
+    "TrainConfig": "resnet_ft.config",
 }
 
 __all__ = ["__version__", *_API]
