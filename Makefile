@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/flowers/demo.sh
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff check src tests examples benchmarks
 
 test: lint
 	$(BIN)/python -m pytest

@@ -106,3 +106,28 @@ def test_evaluate_class_mismatch(trained, cli, tmp_path):
     write_standin_images(tmp_path / "other", classes=("daisy", "cacti"), per_class=1, min_size=32)
     result = cli("evaluate", run, tmp_path / "other")
     assert_one_line_error(result, "differ", "cacti")
+
+
+def test_imagenet_classifier_of_include_top_backbone(backbone101, cli, flowers, tmp_path):
+    from resnet_ft.model_io import load_imagenet_classifier
+    from resnet_ft.preprocessing import decode_or_error, resize
+
+    labels = tmp_path / "imagenet.txt"
+    labels.write_text("\n".join(f"class_{i}" for i in range(1000)) + "\n")
+    image = sorted((flowers / "roses").glob("*.jpg"))[0]
+    result = cli("predict", backbone101, image, "--labels", labels, "--json", "--top-k", 3)
+    assert result.code == 0, result.err
+    [entry] = json.loads(result.out)
+    pixels, _ = decode_or_error(str(image).encode())
+    logits = np.asarray(load_imagenet_classifier(backbone101)(
+        resize(pixels, Preprocessing(224, "crop"))[None]))[0]
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    best = int(np.argmax(probs))
+    assert entry["label"] == f"class_{best}"
+    assert entry["probability"] == pytest.approx(float(probs[best]), abs=1e-5)
+
+    short = tmp_path / "short.txt"
+    short.write_text("a\nb\n")
+    assert_one_line_error(cli("predict", backbone101, image, "--labels", short), "has 2 names")
+    assert_one_line_error(cli("predict", backbone101, image), "--labels")
