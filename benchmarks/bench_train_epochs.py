@@ -28,9 +28,10 @@ def dataset(root: Path, count: int) -> Path:
     """A class-per-folder set of ``count`` images: the shared sample cycled, or generated."""
     target = root / "data"
     if SHARED.is_dir():
-        files = sorted(SHARED.glob("*/*.jpg"))
-        for index in range(count):
-            source = files[index % len(files)]
+        classes = [sorted(c.glob("*.jpg")) for c in sorted(SHARED.iterdir()) if c.is_dir()]
+        for index in range(count):  # round-robin over classes, so any count is balanced
+            files = classes[index % len(classes)]
+            source = files[(index // len(classes)) % len(files)]
             dest = target / source.parent.name / f"{index:05d}_{source.name}"
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, dest)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import io
-import struct
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from image_files import png_claiming_size
 from PIL import Image, ImageFile
 
 from resnet_ft import images
@@ -53,22 +52,6 @@ def _assert_rgb_array(arr: np.ndarray, height: int, width: int) -> None:
     assert arr.shape == (height, width, 3)
     assert arr.flags.c_contiguous
     assert arr.flags.writeable
-
-
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(kind + payload)
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-
-def _png_claiming_size(width: int, height: int) -> bytes:
-    """A syntactically valid, tiny PNG whose IHDR claims width x height RGB pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 # --- folder scanning -------------------------------------------------------
@@ -375,7 +358,7 @@ def forbid_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("forbid_pixel_decoding")
 def test_decompression_bomb_is_refused_before_decoding() -> None:
-    bomb = _png_claiming_size(40_000, 40_000)
+    bomb = png_claiming_size(40_000, 40_000)
     assert len(bomb) < 200
 
     start = time.perf_counter()
@@ -390,7 +373,7 @@ def test_own_pixel_limit_holds_without_pillows_guard(monkeypatch: pytest.MonkeyP
     # Even when the user disabled Pillow's guard, our header check refuses it.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
 
-    reason = _reason(_png_claiming_size(40_000, 40_000))
+    reason = _reason(png_claiming_size(40_000, 40_000))
 
     assert reason == f"image too large (40000x40000 pixels, limit {MAX_PIXELS})"
 
@@ -399,7 +382,7 @@ def test_own_pixel_limit_holds_without_pillows_guard(monkeypatch: pytest.MonkeyP
 def test_image_just_over_the_limit_is_refused_with_its_size() -> None:
     # Between 1x and 2x the limit Pillow only warns; our check must refuse.
     with pytest.warns(Image.DecompressionBombWarning):
-        reason = _reason(_png_claiming_size(10_000, 10_000))
+        reason = _reason(png_claiming_size(10_000, 10_000))
 
     assert reason == f"image too large (10000x10000 pixels, limit {MAX_PIXELS})"
 
@@ -409,7 +392,7 @@ def test_pillow_bomb_warning_as_error_becomes_decode_error() -> None:
     # arrives as an exception from Image.open.
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        reason = _reason(_png_claiming_size(10_000, 10_000))
+        reason = _reason(png_claiming_size(10_000, 10_000))
 
     assert reason.startswith("image too large")
 

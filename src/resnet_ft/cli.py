@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from resnet_ft.errors import EXIT_INTERRUPTED, EXIT_USAGE, ResnetFtError
+from resnet_ft.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ResnetFtError
 
 app = typer.Typer(
     name="resnet-ft",
@@ -301,7 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if not args or args == ["--help"]:
             return 0
-        _error(f"{exc.format_message()} (see 'resnet-ft --help')")
+        known = getattr(command, "commands", {})
+        where = f"resnet-ft {args[0]}" if args and args[0] in known else "resnet-ft"
+        _error(f"{exc.format_message()} (see '{where} --help')")
         return EXIT_USAGE
     except ResnetFtError as exc:
         if debug:
@@ -311,6 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # disk full, read-only, permissions: a user-facing condition
+        if debug:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        _error(f"{exc.strerror or exc}{where}")
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: still one line, with a way to see more
+        if debug:
+            raise
+        _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return EXIT_FAILURE
     return result if isinstance(result, int) else 0
 
 

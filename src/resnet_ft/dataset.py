@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class Split:
     train: list[Sample]
     val: list[Sample]
     source: str  # "split" (by --val-split) or "folders" (train/ + val/)
+    ignored: list[str] = field(default_factory=list)  # empty folders, not classes
 
     def to_csv(self) -> str:
         """``file,label,subset`` rows, the audit trail of the split."""
@@ -51,10 +52,22 @@ class Split:
 
 
 def class_folders(root: Path) -> list[str]:
-    """Sorted, non-hidden sub-folder names of ``root``."""
+    """Sorted, non-hidden sub-folder names of ``root``.
+
+    Symlinked class folders are followed (datasets are often assembled that
+    way), except a link back to ``root`` or one of its ancestors: a loop.
+    """
     if not root.is_dir():
         raise InputError(f"data directory not found: {root}")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    real_root = root.resolve()
+    names = []
+    for path in root.iterdir():
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        if path.is_symlink() and real_root.is_relative_to(path.resolve()):
+            continue
+        names.append(path.name)
+    return sorted(names)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -69,9 +82,18 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def scan(root: Path, labels: list[str] | None = None) -> tuple[list[str], list[Sample]]:
-    """Samples of a class-per-folder tree; ``labels`` fixes the expected classes."""
-    found = class_folders(root)
+def scan(root: Path, labels: list[str] | None = None) -> tuple[list[str], list[Sample], list[str]]:
+    """Samples of a class-per-folder tree: ``(labels, samples, ignored empty folders)``.
+
+    A folder holding no image file at all is not a class (an empty folder
+    left behind, a folder of notes): it is ignored and reported. A folder
+    whose image files all fail to decode *is* a class, and
+    :func:`require_every_class` rejects it later. ``labels`` fixes the
+    expected classes, e.g. those of a trained run.
+    """
+    listed = {name: list_images(root / name) for name in class_folders(root)}
+    ignored = [name for name, files in listed.items() if not files]
+    found = [name for name, files in listed.items() if files]
     if labels is not None and found != labels:
         missing = sorted(set(labels) - set(found))
         extra = sorted(set(found) - set(labels))
@@ -80,11 +102,11 @@ def scan(root: Path, labels: list[str] | None = None) -> tuple[list[str], list[S
             f"unexpected {extra or 'none'}"
         )
     if len(found) < 2:
-        raise InputError(f"{root} needs at least 2 class folders, found {len(found)}: {found}")
-    samples = [
-        Sample(path, index) for index, name in enumerate(found) for path in list_images(root / name)
-    ]
-    return found, samples
+        raise InputError(
+            f"{root} needs at least 2 class folders with images, found {len(found)}: {found}"
+        )
+    samples = [Sample(path, index) for index, name in enumerate(found) for path in listed[name]]
+    return found, samples, ignored
 
 
 def _val_folder(root: Path) -> Path | None:
@@ -105,10 +127,10 @@ def make_split(root: Path, *, val_dir: Path | None, val_split: float, seed: int)
         val_dir = _val_folder(root)
         root = root / "train"
     if val_dir is not None:
-        labels, train = scan(root)
-        _, val = scan(Path(val_dir), labels)
-        return Split(labels, train, val, "folders")
-    labels, samples = scan(root)
+        labels, train, ignored = scan(root)
+        _, val, ignored_val = scan(Path(val_dir), labels)
+        return Split(labels, train, val, "folders", ignored + ignored_val)
+    labels, samples, ignored = scan(root)
     train, val = [], []
     for index in range(len(labels)):
         members = [s for s in samples if s.label == index]
@@ -118,7 +140,7 @@ def make_split(root: Path, *, val_dir: Path | None, val_split: float, seed: int)
         n_val = min(max(n_val, 1 if len(members) > 1 else 0), len(members) - 1)
         val.extend(members[i] for i in sorted(order[:n_val]))
         train.extend(members[i] for i in sorted(order[n_val:]))
-    return Split(labels, train, val, "split")
+    return Split(labels, train, val, "split", ignored)
 
 
 def require_every_class(labels: list[str], samples: list[Sample], where: str) -> None:

@@ -120,7 +120,7 @@ def evaluate_dir(predictor: Predictor, data_dir: Path, *, top_k: int = 5, batch_
     """Metrics of the run on a class-per-folder set whose classes match the run's labels."""
     from resnet_ft.metrics import classification_report
 
-    _, samples = scan(Path(data_dir), predictor.labels)
+    _, samples, _ = scan(Path(data_dir), predictor.labels)
     paths = [s.path for s in samples]
     truth, rows, skipped = [], [], {}
     for index, probs, error in predictor.probabilities(paths, batch_size):

@@ -46,9 +46,17 @@ class Tracker:
 
 
 @contextlib.contextmanager
-def track(console: Console, description: str, total: int, unit: str = "img") -> Iterator[Tracker]:
-    """A progress bar (terminal) or quarter-way lines (pipes, logs) around a loop."""
+def track(
+    console: Console, description: str, total: int, unit: str = "img", *, plain: bool = True
+) -> Iterator[Tracker]:
+    """A progress bar (terminal) or quarter-way lines (pipes, logs) around a loop.
+
+    ``plain=False`` prints nothing when not on a terminal, for loops that
+    report their own summary line (training epochs).
+    """
     tracker = Tracker(console, description, total, unit)
+    if not plain:
+        tracker._next_plain = float("inf")
     if console.is_terminal:
         bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -60,7 +68,7 @@ def track(console: Console, description: str, total: int, unit: str = "img") -> 
             yield tracker
     else:
         yield tracker
-    if total:
+    if total and plain:
         console.print(
             f"{description}: {tracker.done}/{total} in {time.perf_counter() - tracker.start:.1f} s "
             f"({tracker.rate:.1f} {unit}/s)"

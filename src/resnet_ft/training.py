@@ -49,10 +49,12 @@ from resnet_ft.features import (
 from resnet_ft.metrics import classification_report
 from resnet_ft.model_io import load_backbone, read_spec, save_model
 from resnet_ft.preprocessing import Preprocessing, image_dataset
+from resnet_ft.progress import track
 from resnet_ft.runs import LABELS_FILE, MODEL_FILE
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 STATE_DIR = "state"
+MODEL_SAVE_INTERVAL = 60.0  # seconds between best-so-far model.keras writes during training
 RUN_FILES = ("config.yaml", LABELS_FILE, "split.csv", STATE_DIR, MODEL_FILE, "history.csv")
 
 
@@ -185,8 +187,8 @@ class RunState:
         write_text(self.dir / "state.json", json.dumps(state, indent=2))
         keep = {f"head-{epoch}.weights.h5", f"optimizer-{epoch}.npz",
                 f"best-{state['best_epoch']}.weights.h5", "state.json"}
-        for stale in self.dir.iterdir():
-            if stale.name not in keep and not stale.name.startswith("."):
+        for stale in self.dir.iterdir():  # older epochs, and temp files of a killed writer
+            if stale.name not in keep:
                 stale.unlink(missing_ok=True)
 
     def restore(self, state: dict[str, Any], head, optimizer) -> None:
@@ -266,6 +268,8 @@ def train(
     spec = Preprocessing(config.image_size, config.resize)
     views = 2 if config.augment else 1
     paths = [s.path for s in split.train + split.val]
+    if split.ignored:
+        console.print(f"ignoring folder(s) without images: {', '.join(split.ignored)}")
     console.print(
         f"{len(split.labels)} classes, {len(split.train)} training and {len(split.val)} "
         f"validation images ({'folders' if split.source == 'folders' else 'seeded split'})"
@@ -309,6 +313,7 @@ def train(
     step = _train_step(head, optimizer)
     history: list[dict[str, float]] = state["history"]
 
+    last_model_save = -float("inf")
     interrupted = _SigintFlag()
     try:
         import tensorflow as tf
@@ -322,14 +327,17 @@ def train(
                 len(y_train), np.int64)
             total = correct = 0.0
             seen = 0
-            for x in source.batches(order, flips, config.batch_size):
-                y = y_train[order[seen : seen + len(x)]]
-                batch_loss, batch_correct = step(x, y)
-                total += float(batch_loss)
-                correct += float(batch_correct)
-                seen += len(x)
-                if interrupted():
-                    raise KeyboardInterrupt
+            label = f"epoch {epoch}/{config.epochs}"
+            with track(console, label, len(y_train), plain=False) as progress:
+                for x in source.batches(order, flips, config.batch_size):
+                    y = y_train[order[seen : seen + len(x)]]
+                    batch_loss, batch_correct = step(x, y)
+                    total += float(batch_loss)
+                    correct += float(batch_correct)
+                    seen += len(x)
+                    progress.advance(len(x))
+                    if interrupted():
+                        raise KeyboardInterrupt
             val_loss, val_acc, _ = _evaluate(head, source.validation(), y_val)
             row = {"epoch": epoch, "loss": total / seen, "accuracy": correct / seen,
                    "val_loss": val_loss, "val_accuracy": val_acc,
@@ -340,6 +348,11 @@ def train(
                 state["best_epoch"], state["best_val_loss"] = epoch, val_loss
             state["epoch"] = epoch
             state_store.commit(epoch, head, optimizer, state, best=improved)
+            if improved and time.monotonic() - last_model_save >= MODEL_SAVE_INTERVAL:
+                # A usable best-so-far model early in long runs, without paying a
+                # full-model write for every improving epoch.
+                _save_classifier(run_dir, backbone, backbone_path, head, spec, split.labels)
+                last_model_save = time.monotonic()
             write_text(run_dir / "history.csv", history_csv(history))
             with writer.as_default(step=epoch):
                 for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
@@ -375,13 +388,7 @@ def _finish(run_dir, head, backbone, backbone_path, store, state, labels, spec, 
     from resnet_ft.plots import plot_confusion, plot_curves
 
     head.load_weights(store.best_weights(state))
-    classifier = assemble(backbone, head, spec.image_size)
-    save_model(classifier, run_dir / MODEL_FILE, {
-        "kind": "classifier",
-        "labels": labels,
-        "preprocessing": spec.to_dict(),
-        "backbone": read_spec(backbone_path).get("backbone", {}),
-    })
+    _save_classifier(run_dir, backbone, backbone_path, head, spec, labels)
     val_loss, _, probs = _evaluate(head, source.validation(), y_val)
     metrics = classification_report(y_val, probs, labels)
     metrics.update(val_loss=val_loss, best_epoch=state["best_epoch"])
@@ -390,6 +397,17 @@ def _finish(run_dir, head, backbone, backbone_path, store, state, labels, spec, 
     plot_curves(state["history"], run_dir / "curves.png")
     plot_confusion(metrics["confusion_matrix"], labels, run_dir / "confusion.png")
     return metrics
+
+
+def _save_classifier(run_dir, backbone, backbone_path, head, spec, labels) -> None:
+    """Write ``model.keras`` (atomically): the head's current weights behind the backbone."""
+    classifier = assemble(backbone, head, spec.image_size)
+    save_model(classifier, run_dir / MODEL_FILE, {
+        "kind": "classifier",
+        "labels": labels,
+        "preprocessing": spec.to_dict(),
+        "backbone": read_spec(backbone_path).get("backbone", {}),
+    })
 
 
 def _report_skipped(skipped: dict[str, str], run_dir: Path, console: Console, strict: bool):
