@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ test: lint
 
 clean:
 	rm -rf demo .pytest_cache .ruff_cache
+
+# Regenerate benchmarks/RESULTS.md (long: tens of minutes on 2 cores). QUICK=1 for a smoke run.
+bench: $(VENV)/.installed-dev
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash benchmarks/run_all.sh

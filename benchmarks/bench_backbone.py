@@ -1,0 +1,100 @@
+"""Figure 4: backbone forward throughput — ours (plain and XLA) vs tf-slim and keras.applications.
+
+All four run ResNet-101 on the same random batch, same batch size and input
+size, after a warm-up; images/s is batch / median step time.
+
+    python benchmarks/bench_backbone.py [--batch 16] [--size 224] [--steps 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from common import machine, save, stats
+
+
+def throughput(step, batch: np.ndarray, steps: int) -> dict[str, float]:
+    step(batch)  # warm-up: tracing, XLA compilation, oneDNN primitive caches
+    step(batch)
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        step(batch)
+        times.append(time.perf_counter() - started)
+    result = stats(times)
+    result["images_per_s"] = len(batch) / result["median"]
+    return result
+
+
+def ours(jit: bool):
+    import tensorflow as tf
+
+    from resnet_ft.architectures import SLIM, build_resnet
+
+    model = build_resnet(SLIM, 101)
+    run = tf.function(lambda x: model(x, training=False), jit_compile=jit)
+    return lambda x: run(x).numpy()
+
+
+def keras_applications():
+    import keras
+    import tensorflow as tf
+
+    model = keras.applications.ResNet101(weights=None, include_top=False)
+    run = tf.function(lambda x: model(x, training=False))
+    return lambda x: run(x).numpy()
+
+
+def tf_slim(size: int, batch: int):
+    import tensorflow as tf
+    from slim_reference import import_slim
+
+    slim, resnet_v1 = import_slim()
+    graph = tf.Graph()
+    with graph.as_default():
+        pixels = tf.compat.v1.placeholder(tf.float32, (batch, size, size, 3))
+        with slim.arg_scope(resnet_v1.resnet_arg_scope()):
+            _, end_points = resnet_v1.resnet_v1_101(pixels, num_classes=None, is_training=False,
+                                                     global_pool=False)
+        output = end_points["resnet_v1_101/block4"]
+        session = tf.compat.v1.Session(graph=graph)
+        session.run(tf.compat.v1.global_variables_initializer())
+    return lambda x: session.run(output, {pixels: x})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.batch, args.size, args.steps = 4, 96, 2
+    batch = np.random.default_rng(0).uniform(0, 255, (args.batch, args.size, args.size, 3))
+    batch = batch.astype(np.float32)
+    results = {
+        "ours": throughput(ours(jit=False), batch, args.steps),
+        "ours_xla": throughput(ours(jit=True), batch, args.steps),
+        "keras_applications": throughput(keras_applications(), batch, args.steps),
+        "tf_slim": throughput(tf_slim(args.size, args.batch), batch, args.steps),
+    }
+    best = max(results["ours"]["images_per_s"], results["ours_xla"]["images_per_s"])
+    save("backbone", {
+        "machine": machine(), "batch": args.batch, "size": args.size, "results": results,
+        "ratio_vs_slim": best / results["tf_slim"]["images_per_s"],
+        "ratio_vs_keras": best / results["keras_applications"]["images_per_s"],
+        "xla_over_plain": results["ours_xla"]["images_per_s"] / results["ours"]["images_per_s"],
+    })
+
+
+if __name__ == "__main__":
+    main()
