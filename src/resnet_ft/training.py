@@ -313,7 +313,7 @@ def train(
     step = _train_step(head, optimizer)
     history: list[dict[str, float]] = state["history"]
 
-    last_model_save = -float("inf")
+    last_model_save = time.monotonic()  # short runs save the model once, at the end
     interrupted = _SigintFlag()
     try:
         import tensorflow as tf
