@@ -1,14 +1,101 @@
-"""Where things live inside a training run directory."""
+"""The training run directory: where things live, and the resumable per-epoch state."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import shutil
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_ft.atomic import atomic_path, write_text
+from resnet_ft.errors import InputError
 
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.json"
+STATE_DIR = "state"
+HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+#: Everything a run writes; --overwrite removes exactly these.
+RUN_FILES = ("config.yaml", LABELS_FILE, "split.csv", STATE_DIR, MODEL_FILE, "history.csv",
+             "metrics.json", "curves.png", "confusion.png", "logs", "skipped.csv")
 
 
 def model_path(path: str | Path) -> Path:
     """The model file for ``path``: the file itself, or ``RUN_DIR/model.keras``."""
     path = Path(path)
     return path / MODEL_FILE if path.is_dir() else path
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix a new run into an old one unless told to."""
+    if resume:
+        if not (run_dir / STATE_DIR / "state.json").is_file():
+            raise InputError(f"--resume: {run_dir} holds no resumable training state")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise InputError(
+                f"run directory {run_dir} is not empty; use --resume to continue it "
+                "or --overwrite to replace it"
+            )
+        for name in RUN_FILES:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    """``history.csv`` text: one row per completed epoch."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: row[k] for k in HISTORY_FIELDS})
+    return buffer.getvalue()
+
+
+class RunState:
+    """Versioned per-epoch files under ``RUN_DIR/state``; ``state.json`` commits them."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / STATE_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.dir / "state.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def commit(self, epoch: int, head, optimizer, state: dict[str, Any], best: bool) -> None:
+        with atomic_path(self.dir / f"head-{epoch}.weights.h5", suffix=".weights.h5") as tmp:
+            head.save_weights(tmp)
+        if best:
+            with atomic_path(self.dir / f"best-{epoch}.weights.h5", suffix=".weights.h5") as tmp:
+                head.save_weights(tmp)
+        buffer = io.BytesIO()
+        np.savez(buffer, *[np.asarray(v) for v in optimizer.variables])
+        with atomic_path(self.dir / f"optimizer-{epoch}.npz") as tmp:
+            tmp.write_bytes(buffer.getvalue())
+        write_text(self.dir / "state.json", json.dumps(state, indent=2))
+        keep = {f"head-{epoch}.weights.h5", f"optimizer-{epoch}.npz",
+                f"best-{state['best_epoch']}.weights.h5", "state.json"}
+        for stale in self.dir.iterdir():  # older epochs, and temp files of a killed writer
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
+
+    def restore(self, state: dict[str, Any], head, optimizer) -> None:
+        head.load_weights(self.dir / f"head-{state['epoch']}.weights.h5")
+        optimizer.build(head.trainable_variables)
+        with np.load(self.dir / f"optimizer-{state['epoch']}.npz", allow_pickle=False) as saved:
+            for index, variable in enumerate(optimizer.variables):
+                variable.assign(saved[f"arr_{index}"])
+
+    def best_weights(self, state: dict[str, Any]) -> Path:
+        return self.dir / f"best-{state['best_epoch']}.weights.h5"
