@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import assert_one_line_error
-from keras_reference import make_reference
+from keras_reference import make_reference, strip_layer_names
 
 from resnet_ft.checkpoints.keras_h5 import keras3_layer_order
 from resnet_ft.cli import main
@@ -140,6 +140,19 @@ def test_h5_of_another_model(cli, tmp_path):
         cli, tmp_path, src,
         f"not a keras.applications ResNet: {src} has no conv4_block* layers "
         "(layers with weights: dense, dense_1)",
+    )
+
+
+def test_unnamed_keras3_file_of_another_model(cli, tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save_weights(tmp_path / "small.weights.h5")
+    src = strip_layer_names(tmp_path / "small.weights.h5", tmp_path / "old.weights.h5")
+    _convert_fails(
+        cli, tmp_path, src,
+        f"not a keras.applications ResNet: {src} records no layer names (Keras < 3.10) "
+        "and its 0 Conv2D layers fit no ResNet v1 depth",
     )
 
 

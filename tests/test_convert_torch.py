@@ -159,6 +159,17 @@ def test_basic_block_resnet(cli, tmp_path):
     )
 
 
+def test_stage3_length_of_no_resnet_depth(cli, tmp_path):
+    src = tmp_path / "resnet_odd.safetensors"
+    save_file({f"layer3.{i}.conv3.weight": np.zeros((1, 1, 1, 1), np.float32)
+               for i in range(10)}, str(src))
+    _convert_fails(
+        cli, tmp_path, src,
+        f"checkpoint {src} has 10 layer3 blocks, which is no ResNet v1 depth "
+        "(6: ResNet-50, 23: ResNet-101, 36: ResNet-152)",
+    )
+
+
 def test_unknown_format_lists_accepted_formats(cli, tmp_path):
     src = tmp_path / "weights.bin"
     src.write_bytes(b"not a checkpoint" * 64)

@@ -2,9 +2,9 @@
 
 Readers differ in file format and name map; they agree on how a canonical
 layer name decomposes (:func:`parse_layer`), on how the depth is told from a
-file (:func:`depth_from_stage3`, :func:`check_depth`) and on how a library's
-exception becomes a one-line message (:func:`first_line`). Those live here so
-that each reader module is only its format and its name map.
+file (:func:`detect_depth`) and on how a library's exception becomes a
+one-line message (:func:`first_line`). Those live here so that each reader
+module is only its format and its name map.
 """
 
 from __future__ import annotations
@@ -85,27 +85,25 @@ def parse_layer(name: str) -> LayerRef:
     return LayerRef(int(stage), int(unit), part, batch_norm is not None)  # type: ignore[arg-type]
 
 
-def depth_from_stage3(blocks: int, path: str | Path, what: str) -> int:
-    """The depth whose third stage has ``blocks`` units (6, 23, 36 -> 50, 101, 152).
+def detect_depth(stage3_blocks: int, requested: int | None, path: str | Path, what: str) -> int:
+    """The depth whose third stage has ``stage3_blocks`` units (6, 23, 36 -> 50, 101, 152).
 
     The third stage is the only one whose length differs between all three
-    depths; a file with any other count is no ResNet v1 we can build.
+    depths; any other count is no ResNet v1 we can build. A ``--depth`` that
+    disagrees with the file is an error, never a silent choice.
     """
-    for depth, units in DEPTHS.items():
-        if units[2] == blocks:
-            return depth
-    known = ", ".join(f"{units[2]}: ResNet-{depth}" for depth, units in DEPTHS.items())
-    raise CheckpointError(
-        f"checkpoint {path} has {blocks} {what} blocks, which is no ResNet v1 depth ({known})"
-    )
-
-
-def check_depth(requested: int | None, detected: int, path: str | Path) -> None:
-    """A ``--depth`` that disagrees with the file is an error, never a silent choice."""
+    detected = next((d for d, units in DEPTHS.items() if units[2] == stage3_blocks), None)
+    if detected is None:
+        known = ", ".join(f"{units[2]}: ResNet-{depth}" for depth, units in DEPTHS.items())
+        raise CheckpointError(
+            f"checkpoint {path} has {stage3_blocks} {what} blocks, which is no ResNet v1 depth "
+            f"({known})"
+        )
     if requested is not None and requested != detected:
         raise CheckpointError(
             f"depth mismatch: --depth {requested} but {path} holds a ResNet-{detected}"
         )
+    return detected
 
 
 def first_line(exc: BaseException) -> str:

@@ -43,8 +43,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import h5py
 import numpy as np
 
 from resnet_ft.architectures import DEPTHS, KERAS_APPLICATIONS
@@ -52,15 +52,11 @@ from resnet_ft.checkpoints.base import (
     Hook,
     LayerRef,
     SourceWeights,
-    check_depth,
-    depth_from_stage3,
+    detect_depth,
     first_line,
     parse_layer,
 )
 from resnet_ft.errors import CheckpointError
-
-if TYPE_CHECKING:
-    import h5py
 
 SUFFIXES = (".h5", ".hdf5")
 #: Name of the 1000-way Dense: Keras' own, then keras-applications' (the published files).
@@ -71,7 +67,6 @@ KERAS3_VARIABLES: dict[str, tuple[str, ...]] = {
     "batch_normalization": ("gamma", "beta", "moving_mean", "moving_variance"),
     "dense": ("kernel", "bias"),
 }
-_CLASS_GROUP = re.compile(r"^(.*?)(?:_(\d+))?$")
 _STAGE3_BLOCK = re.compile(r"^conv4_block(\d+)_")
 
 Layers = dict[str, dict[str, np.ndarray]]
@@ -110,8 +105,6 @@ def _rgb_kernel(kernel: np.ndarray) -> np.ndarray:
 
 def read(path: Path, depth: int | None = None) -> SourceWeights:
     """Read either Keras HDF5 layout; detect the depth from the number of conv4 blocks."""
-    import h5py
-
     try:
         with h5py.File(path, "r") as handle:
             layers = _read_layers(handle, path)
@@ -124,8 +117,7 @@ def read(path: Path, depth: int | None = None) -> SourceWeights:
             f"not a keras.applications ResNet: {path} has no conv4_block* layers "
             f"(layers with weights: {shown})"
         )
-    detected = depth_from_stage3(max(blocks), path, "conv4")
-    check_depth(depth, detected, path)
+    detected = detect_depth(max(blocks), depth, path, "conv4")
     tensors = {
         f"{layer}/{variable}": value
         for layer, variables in layers.items()
@@ -151,7 +143,7 @@ def _read_layers(handle: h5py.File, path: Path) -> Layers:
     root = handle.get("model_weights", handle)  # model.save("x.h5") nests the weights
     if _string_list(root.attrs, "layer_names"):
         return _legacy_layers(root)
-    if "layers" in handle:
+    if isinstance(handle.get("layers"), h5py.Group):
         return _keras3_layers(handle["layers"], path)
     top = ", ".join(sorted(handle)[:5]) or "none"
     raise CheckpointError(
@@ -174,9 +166,9 @@ def _legacy_layers(root: h5py.Group) -> Layers:
 def _keras3_layers(groups: h5py.Group, path: Path) -> Layers:
     stored: dict[str, list[np.ndarray]] = {}
     recorded: dict[str, str] = {}
-    for key in groups:
-        variables = groups[key].get("vars")
-        if variables is None or not len(variables):
+    for key, group in groups.items():
+        variables = group.get("vars") if isinstance(group, h5py.Group) else None
+        if not isinstance(variables, h5py.Group) or not len(variables):
             continue
         stored[key] = [_array(variables[str(i)]) for i in range(len(variables))]
         if "name" in variables.attrs:
@@ -184,7 +176,7 @@ def _keras3_layers(groups: h5py.Group, path: Path) -> Layers:
     names = recorded if len(recorded) == len(stored) else _names_from_order(list(stored), path)
     layers: Layers = {}
     for key, values in stored.items():
-        kind = _CLASS_GROUP.match(key).group(1)  # type: ignore[union-attr]
+        kind, _ = _class_group(key)
         variables = KERAS3_VARIABLES.get(kind, tuple(str(i) for i in range(len(values))))
         layers[names[key]] = dict(zip(variables, values, strict=False))
     return layers
@@ -194,8 +186,8 @@ def _names_from_order(keys: list[str], path: Path) -> dict[str, str]:
     """Layer names for a Keras 3 file that records none (Keras < 3.10), from group numbering."""
     by_kind: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for key in keys:
-        kind, number = _CLASS_GROUP.match(key).groups()  # type: ignore[union-attr]
-        by_kind[kind].append((int(number or 0), key))
+        kind, number = _class_group(key)
+        by_kind[kind].append((number, key))
     convs = len(by_kind["conv2d"])
     depth = next((d for d in DEPTHS if len(keras3_layer_order(d, "conv")) == convs), None)
     if depth is None:
@@ -208,16 +200,18 @@ def _names_from_order(keys: list[str], path: Path) -> dict[str, str]:
         "batch_normalization": keras3_layer_order(depth, "bn"),
         "dense": [TOP_LAYERS[0]],
     }
-    names = {key: key for key in keys}  # anything else keeps its group name: reported unexpected
+    # Groups beyond the expected ones keep their own names and are reported as unexpected.
+    names = {key: key for key in keys}
     for kind, order in expected.items():
         found = [key for _, key in sorted(by_kind[kind])]
-        if len(found) > len(order):
-            raise CheckpointError(
-                f"{path} records no layer names (Keras < 3.10) and has {len(found)} "
-                f"{kind} layers where a ResNet-{depth} has {len(order)}"
-            )
         names.update(zip(found, order, strict=False))
     return names
+
+
+def _class_group(key: str) -> tuple[str, int]:
+    """Keras 3 group name -> (class, number): ``batch_normalization_7``, ``dense`` (number 0)."""
+    head, _, number = key.rpartition("_")
+    return (head, int(number)) if head and number.isdigit() else (key, 0)
 
 
 def _string_list(attrs: h5py.AttributeManager, name: str) -> list[str]:

@@ -36,8 +36,7 @@ from resnet_ft.checkpoints.base import (
     Hook,
     LayerRef,
     SourceWeights,
-    check_depth,
-    depth_from_stage3,
+    detect_depth,
     first_line,
     parse_layer,
 )
@@ -124,6 +123,7 @@ def read_torch(path: Path, depth: int | None = None) -> SourceWeights:
 def _from_state_dict(
     state: Mapping[str, np.ndarray], path: Path, depth: int | None
 ) -> SourceWeights:
+    """The reader proper, once both file formats have become ``{key: array}``."""
     ignored = frozenset(key for key in state if key.endswith(NON_MODEL_SUFFIXES))
     tensors = {
         key: np.asarray(value, dtype=np.float32) for key, value in state.items()
@@ -141,8 +141,7 @@ def _from_state_dict(
             f"{path} is a basic-block ResNet (no layer*.conv3, as in ResNet-18/34); "
             "only the bottleneck ResNet-50/101/152 are supported"
         )
-    detected = depth_from_stage3(max(blocks), path, "layer3")
-    check_depth(depth, detected, path)
+    detected = detect_depth(max(blocks), depth, path, "layer3")
     bias = tensors.get("fc.bias")
 
     def locate(layer: str, variable: str) -> tuple[str, Hook | None]:
