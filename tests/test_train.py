@@ -31,7 +31,8 @@ def test_run_directory_contents(trained):
         "daisy", "dandelion", "roses", "sunflowers", "tulips"]
     rows = _history(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+    assert list(rows[0]) == ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy",
+                             "seconds"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n"] == 10 and len(metrics["confusion_matrix"]) == 5
     assert set(metrics["per_class"]["roses"]) == {"precision", "recall", "f1", "support"}
@@ -70,7 +71,7 @@ def test_summary_counts_of_trained_model(trained):
 def test_config_yaml_reproduces_the_run(trained):
     run, cache = trained
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["epochs"] == 3 and config["image_size"] == 48 and config["augment"] is True
+    assert config["epochs"] == 3 and config["image_size"] == 48 and config["augment"] == ["flip"]
     assert config["cache_dir"] == str(cache)
 
 
@@ -201,7 +202,11 @@ def test_single_class_is_an_error(tmp_path, cli, backbone101):
         ({"lr": 0}, "lr must be a number > 0"),
         ({"val_split": 1.5}, "val_split must be a number in (0, 1)"),
         ({"image_size": 16}, "image_size must be an integer in [32, 4096]"),
-        ({"augment": "yes"}, "augment must be true or false"),
+        ({"augment": "yes"}, "augment must list names among flip, crop"),
+        ({"augment": 3}, "augment must be true, false or a list"),
+        ({"trainable": "block5"}, "trainable must be one of head, block4"),
+        ({"optimizer": "lamb"}, "optimizer must be one of adam, sgd, adamw"),
+        ({"label_smoothing": 1.0}, "label_smoothing must be a number in [0, 1)"),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path, cli, config, fragment):

@@ -43,12 +43,25 @@ def build_head(num_classes: int, *, units: int, dropout: float) -> keras.Model:
     )
 
 
-def assemble(backbone: keras.Model, head: keras.Model, image_size: int) -> keras.Model:
-    """Frozen backbone (inference mode) + pooling + head, taking raw RGB images."""
+def assemble(
+    backbone: keras.Model,
+    head: keras.Model,
+    image_size: int,
+    trainable: str = "head",
+    *,
+    train_bn: bool = False,
+) -> keras.Model:
+    """Backbone (inference mode) + pooling + head, taking raw RGB images.
+
+    ``trainable`` records which stages were fine-tuned, so ``summary`` of the
+    saved model reports the trained/frozen split of the run.
+    """
     import keras
     from keras import layers
 
-    backbone.trainable = False
+    from resnet_ft.finetune import set_trainable
+
+    set_trainable(backbone, trainable, train_bn=train_bn)
     pixels = keras.Input((image_size, image_size, 3), name="pixels")
     features = backbone(pixels, training=False)
     pooled = layers.GlobalAveragePooling2D(name="head.pool")(features)

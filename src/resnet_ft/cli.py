@@ -111,7 +111,32 @@ def train(
     val_dir: Annotated[Path | None, typer.Option(help="Separate validation folder.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed [0].")] = None,
     augment: Annotated[
-        bool | None, typer.Option("--augment/--no-augment", help="Horizontal flips [on].")
+        str | None,
+        typer.Option(help="Augmentations, comma-separated: flip, crop, rotate, zoom, color "
+                     "[flip]. Only flip keeps the feature cache."),
+    ] = None,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="No augmentation.")] = False,
+    trainable: Annotated[
+        str | None,
+        typer.Option(help="What trains: head, or unfreeze from block4|block3|block2|block1|all "
+                     "to the top [head]."),
+    ] = None,
+    train_bn: Annotated[
+        bool | None, typer.Option("--train-bn", help="Update BN statistics of unfrozen stages.")
+    ] = None,
+    head_epochs: Annotated[
+        int | None, typer.Option(help="Phase-1 head epochs before unfreezing [5].")
+    ] = None,
+    fine_tune_lr: Annotated[
+        float | None, typer.Option(help="Phase-2 peak learning rate [lr/10].")
+    ] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing [0].")] = None,
+    class_weight: Annotated[
+        str | None, typer.Option(help="none or balanced (weights n / (classes * n_c)) [none].")
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adam, sgd or adamw [adam].")] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(help="Decoupled weight decay [0].")
     ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Feature cache directory.")] = None,
     no_cache: Annotated[
@@ -138,8 +163,12 @@ def train(
         "data_dir": data_dir, "backbone": backbone, "epochs": epochs, "batch_size": batch_size,
         "lr": lr, "image_size": image_size, "resize": resize, "dropout": dropout,
         "head_units": head_units, "val_split": val_split, "val_dir": val_dir, "seed": seed,
-        "augment": augment, "cache_dir": cache_dir, "cache": False if no_cache else None,
-        "early_stopping": early_stopping, "strict": strict,
+        "augment": "none" if no_augment else augment, "cache_dir": cache_dir,
+        "cache": False if no_cache else None, "early_stopping": early_stopping,
+        "strict": strict, "trainable": trainable, "train_bn": train_bn,
+        "head_epochs": head_epochs, "fine_tune_lr": fine_tune_lr,
+        "label_smoothing": label_smoothing, "class_weight": class_weight,
+        "optimizer": optimizer, "weight_decay": weight_decay,
     }
     resolved = make_config(*layers, {k: v for k, v in cli_layer.items() if v is not None})
     result = run_train(resolved, out, resume=resume, overwrite=overwrite, console=console())

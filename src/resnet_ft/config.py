@@ -20,6 +20,9 @@ import yaml
 from resnet_ft.errors import InputError
 
 RESIZE_MODES = ("crop", "squash")
+TRAINABLE_MODES = ("head", "block4", "block3", "block2", "block1", "all")
+AUGMENTATIONS = ("flip", "crop", "rotate", "zoom", "color")
+OPTIMIZERS = ("adam", "sgd", "adamw")
 
 
 @dataclass(frozen=True)
@@ -38,15 +41,35 @@ class TrainConfig:
     head_units: int = 1024
     val_split: float = 0.1
     seed: int = 0
-    augment: bool = True
+    augment: tuple[str, ...] = ("flip",)
     cache: bool = True
     cache_dir: str | None = None
     early_stopping: int = 0
     strict: bool = False
+    trainable: str = "head"
+    train_bn: bool = False
+    head_epochs: int = 5
+    fine_tune_lr: float | None = None
+    label_smoothing: float = 0.0
+    class_weight: str = "none"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
 
     def to_yaml(self) -> str:
         """The resolved config as YAML, keys in declaration order."""
-        return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
+        data = dataclasses.asdict(self)
+        data["augment"] = list(self.augment)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+    @property
+    def phase2_lr(self) -> float:
+        """Peak learning rate when stages are unfrozen (default: lr / 10)."""
+        return self.fine_tune_lr if self.fine_tune_lr is not None else self.lr / 10
+
+    @property
+    def cacheable(self) -> bool:
+        """Features can be cached when flips are the only augmentation (two views per image)."""
+        return set(self.augment) <= {"flip"}
 
 
 #: key -> (check, description of the accepted range)
@@ -60,11 +83,37 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "head_units": (lambda v: v >= 1, "an integer >= 1"),
     "val_split": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "early_stopping": (lambda v: v >= 0, "an integer >= 0 (0 turns it off)"),
+    "trainable": (lambda v: v in TRAINABLE_MODES, f"one of {', '.join(TRAINABLE_MODES)}"),
+    "head_epochs": (lambda v: v >= 0, "an integer >= 0"),
+    "fine_tune_lr": (lambda v: v > 0 and math.isfinite(v), "a number > 0"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "class_weight": (lambda v: v in ("none", "balanced"), "one of none, balanced"),
+    "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+    "weight_decay": (lambda v: v >= 0 and math.isfinite(v), "a number >= 0"),
 }
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}
 
 
+def _augmentations(value: Any) -> tuple[str, ...]:
+    """``true`` = flips, ``false``/``none`` = nothing, else a list or comma-separated names."""
+    if isinstance(value, bool):
+        return ("flip",) if value else ()
+    if isinstance(value, str):
+        value = [] if value.strip().lower() in ("", "none") else value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"config: augment must be true, false or a list of "
+                         f"{', '.join(AUGMENTATIONS)} (got {value!r})")
+    names = tuple(dict.fromkeys(v.strip().lower() for v in value))
+    unknown = [n for n in names if n not in AUGMENTATIONS]
+    if unknown:
+        raise InputError(f"config: augment must list names among {', '.join(AUGMENTATIONS)} "
+                         f"(got {', '.join(unknown)})")
+    return names
+
+
 def _coerce(key: str, value: Any) -> Any:
+    if key == "augment":
+        return _augmentations(value)
     kind = _TYPES[key]
     optional = "None" in kind
     if value is None and optional:

@@ -17,7 +17,7 @@ from resnet_ft.errors import InputError
 MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.json"
 STATE_DIR = "state"
-HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 #: Everything a run writes; --overwrite removes exactly these.
 RUN_FILES = ("config.yaml", LABELS_FILE, "split.csv", STATE_DIR, MODEL_FILE, "history.csv",
              "metrics.json", "curves.png", "confusion.png", "logs", "skipped.csv")

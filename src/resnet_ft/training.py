@@ -73,11 +73,16 @@ class TrainResult:
     extracted: int = 0
 
 
-# ----------------------------------------------------------------- feature sources
+# ----------------------------------------------------------------- sources
+
+# A source yields the phase model's inputs: pooled features (phase 1), the
+# frozen stages' output (phase 2), or pixels (online). ``views[i]`` picks the
+# cached view of sample i (1 = mirrored) so that cached and online training
+# see the same flips.
 
 
-class CachedSource:
-    """Training batches from precomputed features (all views in memory: N x V x 2048 floats)."""
+class ArraySource:
+    """Inputs precomputed per sample and view: ``train[i, view]`` (in memory or memory-mapped)."""
 
     def __init__(self, train: np.ndarray, val: np.ndarray) -> None:
         self.train, self.val = train, val
@@ -85,20 +90,22 @@ class CachedSource:
     def batches(self, order: np.ndarray, views: np.ndarray, batch_size: int):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            yield self.train[idx, views[idx]]
+            yield np.asarray(self.train[idx, views[idx]], np.float32)
 
-    def validation(self) -> np.ndarray:
-        return self.val[:, 0]
+    def validation_batches(self, batch_size: int):
+        for start in range(0, len(self.val), batch_size):
+            yield np.asarray(self.val[start : start + batch_size, 0], np.float32)
 
 
 class OnlineSource:
-    """Training batches computed from the image files every epoch (the uncached baseline)."""
+    """Inputs computed from the image files every epoch: decode, augment, ``transform``."""
 
-    def __init__(self, backbone, spec: Preprocessing, train: list[Path], val: list[Path]):
-        self.run = pooled_features(backbone, 1)
+    def __init__(self, spec: Preprocessing, train: list[Path], val: list[Path], transform,
+                 augment=None) -> None:
         self.spec, self.train, self.val = spec, train, val
+        self.transform, self.augment = transform, augment
 
-    def _pixels(self, paths: list[Path], flips: np.ndarray, batch_size: int):
+    def _pixels(self, paths: list[Path], flips: np.ndarray, batch_size: int, augment):
         import tensorflow as tf
 
         images = image_dataset([str(p) for p in paths], self.spec)
@@ -106,54 +113,91 @@ class OnlineSource:
         dataset = tf.data.Dataset.zip(images, flags).map(
             lambda item, flip: tf.cond(flip, lambda: tf.reverse(item[0], [1]), lambda: item[0]),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
-        )
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        ).batch(batch_size)
+        if augment is not None:
+            dataset = dataset.map(lambda x: augment(x, training=True),
+                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     def batches(self, order: np.ndarray, views: np.ndarray, batch_size: int):
         paths = [self.train[i] for i in order]
-        for pixels in self._pixels(paths, views[order], batch_size):
-            yield self.run(pixels).numpy()[:, 0]
+        for pixels in self._pixels(paths, views[order], batch_size, self.augment):
+            yield self.transform(pixels)
 
-    def validation(self) -> np.ndarray:
+    def validation_batches(self, batch_size: int):
         flips = np.zeros(len(self.val), bool)
-        return np.concatenate(
-            [self.run(p).numpy()[:, 0] for p in self._pixels(self.val, flips, 64)]
-        )
+        for pixels in self._pixels(self.val, flips, batch_size, None):
+            yield self.transform(pixels)
 
 
 # ----------------------------------------------------------------- training
 
 
-def _train_step(head, optimizer):
+def make_optimizer(config: TrainConfig, learning_rate):
+    """Adam, SGD with momentum 0.9, or AdamW; ``--weight-decay`` is decoupled in all three."""
+    import keras
+
+    decay = config.weight_decay or None
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=decay)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    return keras.optimizers.Adam(learning_rate, weight_decay=decay)
+
+
+def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray:
+    """Per-class loss weights; ``balanced`` = n / (classes * n_c), as in scikit-learn."""
+    if mode != "balanced":
+        return np.ones(num_classes, np.float32)
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+def _train_step(model, optimizer, weights: np.ndarray, label_smoothing: float):
     import keras
     import tensorflow as tf
 
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction="sum")
+    loss_fn = keras.losses.CategoricalCrossentropy(
+        label_smoothing=label_smoothing, reduction="none")
+    per_class = tf.constant(weights)
 
     @tf.function(reduce_retracing=True)
     def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
-            probs = head(x, training=True)
-            total = loss_fn(y, probs)
+            probs = model(x, training=True)
+            target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
+            total = tf.reduce_sum(loss_fn(target, probs) * tf.gather(per_class, y))
             loss = total / tf.cast(tf.shape(y)[0], total.dtype)
-        grads = tape.gradient(loss, head.trainable_variables)
-        optimizer.apply_gradients(zip(grads, head.trainable_variables, strict=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         correct = tf.reduce_sum(tf.cast(tf.argmax(probs, 1) == tf.cast(y, tf.int64), tf.float32))
         return total, correct
 
     return step
 
 
-def _evaluate(head, features: np.ndarray, labels: np.ndarray) -> tuple[float, float, np.ndarray]:
-    probs = np.asarray(head.predict_on_batch(features)) if len(features) else np.zeros((0, 1))
-    eps = 1e-7
-    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1.0))))
-    accuracy = float(np.mean(probs.argmax(1) == labels))
-    return loss, accuracy, probs
+def _evaluate(model, source, labels: np.ndarray, batch_size: int = 64):
+    """Validation loss, accuracy and probabilities (batched, so memory stays flat)."""
+    probs = np.concatenate([np.asarray(model.predict_on_batch(x))
+                            for x in source.validation_batches(batch_size)])
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(-np.mean(np.log(picked))), float(np.mean(probs.argmax(1) == labels)), probs
 
 
 def _filter(samples: list[Sample], bad: set[Path]) -> list[Sample]:
     return [s for s in samples if s.path not in bad]
+
+
+@dataclass
+class Phase:
+    """One stretch of training: a model, its optimizer and its input source."""
+
+    number: int
+    model: Any
+    optimizer: Any
+    source: Any
+    first_epoch: int
+    last_epoch: int
 
 
 def train(
@@ -164,7 +208,13 @@ def train(
     overwrite: bool = False,
     console: Console | None = None,
 ) -> TrainResult:
-    """Run (or resume) one fine-tuning run; write every artifact into ``run_dir``."""
+    """Run (or resume) one fine-tuning run; write every artifact into ``run_dir``.
+
+    Phase 1 trains the head on pooled features (``epochs`` long, or
+    ``head_epochs`` when stages are unfrozen); phase 2 (``--trainable`` other
+    than ``head``) trains the unfrozen stages and the head together for
+    ``epochs`` more, with cosine decay from ``fine_tune_lr`` after a warm-up.
+    """
     import keras
 
     console = console or Console(stderr=True)
@@ -185,7 +235,8 @@ def train(
     write_text(run_dir / "split.csv", split.to_csv())
 
     spec = Preprocessing(config.image_size, config.resize)
-    views = 2 if config.augment else 1
+    cached = config.cache and config.cacheable
+    views = 2 if "flip" in config.augment and cached else 1
     paths = [s.path for s in split.train + split.val]
     if split.ignored:
         console.print(f"ignoring folder(s) without images: {', '.join(split.ignored)}")
@@ -193,12 +244,14 @@ def train(
         f"{len(split.labels)} classes, {len(split.train)} training and {len(split.val)} "
         f"validation images ({'folders' if split.source == 'folders' else 'seeded split'})"
     )
-    cache = None
-    if config.cache:
-        cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        cache = FeatureCache(cache_root, file_digest(backbone_path), spec)
-    if config.cache:
-        table = extract(paths, backbone, spec, views=views, cache=cache, console=console)
+    if config.cache and not config.cacheable:
+        console.print(f"augmentations {', '.join(config.augment)} change pixels every epoch: "
+                      "running the backbone online (only flip can be cached)")
+    backbone_id = file_digest(backbone_path) if cached else ""
+    cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    if cached:
+        table = extract(paths, backbone, spec, views=views,
+                        cache=FeatureCache(cache_root, backbone_id, spec), console=console)
     else:
         table = FeatureTable(np.zeros((0,)), check_decodable(paths, spec, console))
     skipped = {str(paths[i]): reason for i, reason in sorted(table.errors.items())}
@@ -208,107 +261,173 @@ def train(
     require_every_class(split.labels, train_samples, "the training set")
     if not val_samples:
         raise InputError("no usable validation images; add images or raise --val-split")
-    good = np.array([i not in table.errors for i in range(len(paths))])
-    n_train_all = len(split.train)
     y_train = np.array([s.label for s in train_samples])
     y_val = np.array([s.label for s in val_samples])
-    if config.cache:
-        source = CachedSource(table.values[:n_train_all][good[:n_train_all]],
-                              table.values[n_train_all:][good[n_train_all:]])
-    else:
-        source = OnlineSource(backbone, spec, [s.path for s in train_samples],
-                              [s.path for s in val_samples])
+    train_paths, val_paths = [s.path for s in train_samples], [s.path for s in val_samples]
+    augment = None
+    if not config.cacheable or (not cached and config.augment != ("flip",)):
+        from resnet_ft.augment import augmentation
+
+        augment = augmentation(config.augment, config.image_size, config.seed) \
+            if config.augment else None
+    online_views = 2 if config.augment == ("flip",) else 1  # flips chosen per epoch, as cached
 
     keras.utils.set_random_seed(config.seed)
     head = build_head(len(split.labels), units=config.head_units, dropout=config.dropout)
-    optimizer = keras.optimizers.Adam(learning_rate=config.lr)
-    state_store = RunState(run_dir)
-    state = state_store.load() if resume else None
+    weights = class_weights(y_train, len(split.labels), config.class_weight)
+    unfreeze = config.trainable != "head"
+    phase1_epochs = config.head_epochs if unfreeze else config.epochs
+    if cached:
+        good = np.array([i not in table.errors for i in range(len(paths))])
+        n = len(split.train)
+        source1 = ArraySource(table.values[:n][good[:n]], table.values[n:][good[n:]])
+    else:
+        pooled = pooled_features(backbone, 1)
+        source1 = OnlineSource(spec, train_paths, val_paths,
+                               lambda x: pooled(x).numpy()[:, 0], augment)
+    phases = [Phase(1, head, make_optimizer(config, config.lr), source1, 1, phase1_epochs)]
+    original_weights = None
+    if unfreeze:
+        from resnet_ft.finetune import BoundaryCache, phase2_model, set_trainable, split_backbone
+
+        original_weights = backbone.get_weights()
+        set_trainable(backbone, config.trainable, train_bn=config.train_bn)
+        lower, upper = split_backbone(backbone, config.trainable)
+        if cached:
+            boundary = BoundaryCache(cache_root, backbone_id, spec, config.trainable)
+            source2 = ArraySource(
+                boundary.load(lower, train_paths, views, spec, console, "caching frozen stages"),
+                boundary.load(lower, val_paths, 1, spec, console, "caching frozen stages (val)"),
+            )
+            model2 = phase2_model(upper, head)
+        else:
+            source2 = OnlineSource(spec, train_paths, val_paths, lambda x: x, augment)
+            model2 = phase2_model(backbone, head)
+        steps = config.epochs * -(-len(y_train) // config.batch_size)
+        warmup = max(1, steps // 10)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, max(steps - warmup, 1), warmup_target=config.phase2_lr, warmup_steps=warmup)
+        phases.append(Phase(2, model2, make_optimizer(config, schedule), source2,
+                            phase1_epochs + 1, phase1_epochs + config.epochs))
+
+    store = RunState(run_dir)
+    state = store.load() if resume else None
     if state is not None:
-        state_store.restore(state, head, optimizer)
+        current = phases[state.get("phase", 1) - 1]
+        store.restore(state, current.model, current.optimizer)
         console.print(f"resuming after epoch {state['epoch']}")
     else:
-        state = {"epoch": 0, "history": [], "best_epoch": 0, "best_val_loss": None}
-    step = _train_step(head, optimizer)
-    history: list[dict[str, float]] = state["history"]
+        state = {"epoch": 0, "phase": 1, "history": [], "best_epoch": 0, "best_phase": 1,
+                 "best_val_loss": None}
 
-    last_model_save = time.monotonic()  # short runs save the model once, at the end
     interrupted = _SigintFlag()
+    loop = _EpochLoop(config, run_dir, store, state, y_train, y_val, console, interrupted,
+                      lambda: _save_classifier(run_dir, backbone, backbone_path, head, spec,
+                                               split.labels, config))
     try:
+        for phase in phases:
+            if state["epoch"] >= phase.last_epoch:
+                continue
+            step = _train_step(phase.model, phase.optimizer, weights, config.label_smoothing)
+            loop.run(phase, step, views if cached else online_views)
+    except KeyboardInterrupt:
+        if state["epoch"]:
+            _finish(run_dir, phases, original_weights, backbone, backbone_path, head, store,
+                    state, split.labels, spec, y_val, config)
+        raise Interrupted(
+            f"interrupted; state saved after epoch {state['epoch']}. Resume with: resnet-ft "
+            f"train --config {run_dir / 'config.yaml'} -o {run_dir} --resume"
+        ) from None
+    finally:
+        interrupted.restore()
+    metrics = _finish(run_dir, phases, original_weights, backbone, backbone_path, head, store,
+                      state, split.labels, spec, y_val, config)
+    return TrainResult(run_dir, split.labels, state["history"], metrics, skipped,
+                       table.extracted)
+
+
+class _EpochLoop:
+    """Epochs of one phase: seeded order and views, train, validate, commit, report."""
+
+    def __init__(self, config, run_dir, store, state, y_train, y_val, console, interrupted,
+                 save_model_now) -> None:
         import tensorflow as tf
 
-        writer = tf.summary.create_file_writer(str(run_dir / "logs"))
-        for epoch in range(state["epoch"] + 1, config.epochs + 1):
+        self.config, self.run_dir, self.store, self.state = config, run_dir, store, state
+        self.y_train, self.y_val, self.console = y_train, y_val, console
+        self.interrupted, self.save_model_now = interrupted, save_model_now
+        self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+        self.last_model_save = time.monotonic()  # short runs save the model once, at the end
+
+    def run(self, phase: Phase, step, views: int) -> None:
+        """Train ``phase`` from the state's next epoch; early stopping ends the phase."""
+        import tensorflow as tf
+
+        config, state, y_train = self.config, self.state, self.y_train
+        total_epochs = self.config.epochs + (
+            self.config.head_epochs if config.trainable != "head" else 0)
+        state["phase"] = phase.number
+        for epoch in range(max(state["epoch"] + 1, phase.first_epoch), phase.last_epoch + 1):
             started = time.perf_counter()
             rng = np.random.default_rng([config.seed, epoch])
             order = rng.permutation(len(y_train))
-            flips = rng.integers(0, views, len(y_train)) if views > 1 else np.zeros(
-                len(y_train), np.int64)
+            flips = rng.integers(0, views, len(y_train))
             total = correct = 0.0
             seen = 0
-            label = f"epoch {epoch}/{config.epochs}"
-            with track(console, label, len(y_train), plain=False) as progress:
-                for x in source.batches(order, flips, config.batch_size):
+            label = f"epoch {epoch}/{total_epochs}"
+            with track(self.console, label, len(y_train), plain=False) as progress:
+                for x in phase.source.batches(order, flips, config.batch_size):
                     y = y_train[order[seen : seen + len(x)]]
                     batch_loss, batch_correct = step(x, y)
                     total += float(batch_loss)
                     correct += float(batch_correct)
                     seen += len(x)
                     progress.advance(len(x))
-                    if interrupted():
+                    if self.interrupted():
                         raise KeyboardInterrupt
-            val_loss, val_acc, _ = _evaluate(head, source.validation(), y_val)
-            row = {"epoch": epoch, "loss": total / seen, "accuracy": correct / seen,
-                   "val_loss": val_loss, "val_accuracy": val_acc,
+            val_loss, val_acc, _ = _evaluate(phase.model, phase.source, self.y_val)
+            row = {"epoch": epoch, "phase": phase.number, "loss": total / seen,
+                   "accuracy": correct / seen, "val_loss": val_loss, "val_accuracy": val_acc,
                    "seconds": round(time.perf_counter() - started, 3)}
-            history.append(row)
+            state["history"].append(row)
             improved = state["best_val_loss"] is None or val_loss < state["best_val_loss"]
             if improved:
                 state["best_epoch"], state["best_val_loss"] = epoch, val_loss
+                state["best_phase"] = phase.number
             state["epoch"] = epoch
-            state_store.commit(epoch, head, optimizer, state, best=improved)
-            if improved and time.monotonic() - last_model_save >= MODEL_SAVE_INTERVAL:
+            self.store.commit(epoch, phase.model, phase.optimizer, state, best=improved)
+            if improved and time.monotonic() - self.last_model_save >= MODEL_SAVE_INTERVAL:
                 # A usable best-so-far model early in long runs, without paying a
                 # full-model write for every improving epoch.
-                _save_classifier(run_dir, backbone, backbone_path, head, spec, split.labels)
-                last_model_save = time.monotonic()
-            write_text(run_dir / "history.csv", history_csv(history))
-            with writer.as_default(step=epoch):
+                self.save_model_now()
+                self.last_model_save = time.monotonic()
+            write_text(self.run_dir / "history.csv", history_csv(state["history"]))
+            with self.writer.as_default(step=epoch):
                 for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
                     tf.summary.scalar(key, row[key])
-            writer.flush()
-            console.print(
-                f"epoch {epoch}/{config.epochs}  loss {row['loss']:.4f}  "
+            self.writer.flush()
+            self.console.print(
+                f"epoch {epoch}/{total_epochs} (phase {phase.number})  loss {row['loss']:.4f}  "
                 f"accuracy {row['accuracy']:.4f}  val_loss {val_loss:.4f}  "
                 f"val_accuracy {val_acc:.4f}  {row['seconds']:.1f}s" + ("  *" if improved else "")
             )
             if config.early_stopping and epoch - state["best_epoch"] >= config.early_stopping:
-                console.print(f"early stopping: no val_loss improvement in "
-                              f"{config.early_stopping} epochs")
-                break
-    except KeyboardInterrupt:
-        done = state["epoch"]
-        if done:
-            _finish(run_dir, head, backbone, backbone_path, state_store, state, split.labels,
-                    spec, source, y_val)
-        raise Interrupted(
-            f"interrupted; state saved after epoch {done}. Resume with: resnet-ft train "
-            f"--config {run_dir / 'config.yaml'} -o {run_dir} --resume"
-        ) from None
-    finally:
-        interrupted.restore()
-    metrics = _finish(run_dir, head, backbone, backbone_path, state_store, state, split.labels,
-                      spec, source, y_val)
-    return TrainResult(run_dir, split.labels, history, metrics, skipped, table.extracted)
+                self.console.print(f"early stopping: no val_loss improvement in "
+                                   f"{config.early_stopping} epochs")
+                return
 
 
-def _finish(run_dir, head, backbone, backbone_path, store, state, labels, spec, source, y_val):
-    """Restore the best epoch and write the model, metrics and plots."""
+def _finish(run_dir, phases, original_weights, backbone, backbone_path, head, store, state,
+            labels, spec, y_val, config):
+    """Restore the best epoch (and, if it was in phase 1, the original backbone); write all."""
     from resnet_ft.plots import plot_confusion, plot_curves
 
-    head.load_weights(store.best_weights(state))
-    _save_classifier(run_dir, backbone, backbone_path, head, spec, labels)
-    val_loss, _, probs = _evaluate(head, source.validation(), y_val)
+    best = phases[state["best_phase"] - 1]
+    if original_weights is not None and state["best_phase"] == 1:
+        backbone.set_weights(original_weights)
+    best.model.load_weights(store.best_weights(state))
+    _save_classifier(run_dir, backbone, backbone_path, head, spec, labels, config)
+    val_loss, _, probs = _evaluate(best.model, best.source, y_val)
     metrics = classification_report(y_val, probs, labels)
     metrics.update(val_loss=val_loss, best_epoch=state["best_epoch"])
     write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False))
@@ -318,13 +437,15 @@ def _finish(run_dir, head, backbone, backbone_path, store, state, labels, spec, 
     return metrics
 
 
-def _save_classifier(run_dir, backbone, backbone_path, head, spec, labels) -> None:
-    """Write ``model.keras`` (atomically): the head's current weights behind the backbone."""
-    classifier = assemble(backbone, head, spec.image_size)
+def _save_classifier(run_dir, backbone, backbone_path, head, spec, labels, config) -> None:
+    """Write ``model.keras`` (atomically): the backbone and head as they are now."""
+    classifier = assemble(backbone, head, spec.image_size, config.trainable,
+                          train_bn=config.train_bn)
     save_model(classifier, run_dir / MODEL_FILE, {
         "kind": "classifier",
         "labels": labels,
         "preprocessing": spec.to_dict(),
+        "trainable": config.trainable,
         "backbone": read_spec(backbone_path).get("backbone", {}),
     })
 

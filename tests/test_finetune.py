@@ -1,0 +1,121 @@
+"""Fine-tuning modes: what trains per --trainable, two phases, the boundary cache, BN rule."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import SMALL
+
+from resnet_ft.classifier import assemble, build_head, load_classifier
+from resnet_ft.finetune import phase2_model, set_trainable, split_backbone
+from resnet_ft.model_io import load_backbone
+from resnet_ft.summary import summarize
+from resnet_ft.training import class_weights
+
+HEAD = 2_103_301
+#: convolution weights per stage of the slim ResNet-101 (what unfreezing trains)
+STAGE = {"stem": 9_408, "block1": 212_992, "block2": 1_212_416, "block3": 26_017_792,
+         "block4": 14_942_208}
+#: BN gamma + beta per stage (trained too with --train-bn)
+BN = {"stem": 128, "block1": 2_816, "block2": 7_168, "block3": 72_704, "block4": 22_528}
+TOTAL = 42_605_504 + HEAD
+ORDER = ["stem", "block1", "block2", "block3", "block4"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "first"),
+    [("head", 5), ("block4", 4), ("block3", 3), ("block2", 2), ("block1", 1), ("all", 0)],
+)
+def test_summary_split_per_mode(backbone101, mode, first):
+    for train_bn in (False, True):
+        expected = HEAD + sum(STAGE[s] + (BN[s] if train_bn else 0) for s in ORDER[first:])
+        model = assemble(load_backbone(backbone101), build_head(5, units=1024, dropout=0.5), 48,
+                         mode, train_bn=train_bn)
+        summary = summarize(model)
+        assert summary.trainable == expected
+        assert summary.total == TOTAL
+        assert summary.non_trainable == TOTAL - expected
+
+
+def test_bn_statistics_frozen_unless_train_bn(backbone101):
+    backbone = load_backbone(backbone101)
+    bn = backbone.get_layer("block4.unit_1.bottleneck_v1.conv1.BatchNorm")
+    conv = backbone.get_layer("block4.unit_1.bottleneck_v1.conv1")
+    x = np.random.default_rng(0).normal(size=(4, 3, 3, 1024)).astype("float32")
+    y = np.array([0, 1, 2, 3])
+    for train_bn, changes in ((False, False), (True, True)):
+        set_trainable(backbone, "block4", train_bn=train_bn)
+        _, upper = split_backbone(backbone, "block4")
+        model = phase2_model(upper, build_head(5, units=8, dropout=0.0))
+        before = (np.array(bn.moving_mean), np.array(bn.gamma), np.array(conv.kernel))
+        optimizer = keras.optimizers.SGD(0.1)
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = keras.losses.sparse_categorical_crossentropy(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        assert not np.allclose(before[2], np.array(conv.kernel))  # the conv trains
+        assert (not np.allclose(before[0], np.array(bn.moving_mean))) == changes
+        assert (not np.allclose(before[1], np.array(bn.gamma))) == changes
+
+
+def test_class_weights_balanced():
+    labels = np.array([0, 0, 0, 1])
+    np.testing.assert_allclose(class_weights(labels, 2, "balanced"), [4 / 6, 4 / 2])
+    np.testing.assert_allclose(class_weights(labels, 2, "none"), [1, 1])
+
+
+def _history(run):
+    return list(csv.DictReader((run / "history.csv").open()))
+
+
+def test_two_phase_block4_run(flowers, backbone101, tmp_path, cli):
+    args = ("train", flowers, "--backbone", backbone101, "--trainable", "block4",
+            "--head-epochs", 1, "--epochs", 2, "--val-split", 0.25, "--cache-dir",
+            tmp_path / "cache", *SMALL)
+    result = cli(*args, "-o", tmp_path / "run")
+    assert result.code == 0, result.err
+    assert "caching frozen stages" in result.out
+    assert [(r["epoch"], r["phase"]) for r in _history(tmp_path / "run")] == [
+        ("1", "1"), ("2", "2"), ("3", "2")]
+    model, _ = load_classifier(tmp_path / "run")
+    summary = summarize(model)
+    assert summary.trainable == HEAD + STAGE["block4"]
+    bn_name = "block4.unit_1.bottleneck_v1.conv1.BatchNorm"
+    original = load_backbone(backbone101)
+    saved = model.get_layer(index=1)
+    for name in ("block3.unit_23.bottleneck_v1.conv3", bn_name):  # frozen stage; frozen BN
+        for ours, ref in zip(saved.get_layer(name).weights, original.get_layer(name).weights,
+                             strict=True):
+            np.testing.assert_array_equal(np.array(ours), np.array(ref))
+    again = cli(*args, "-o", tmp_path / "again")
+    assert again.code == 0 and "caching frozen stages" not in again.out
+
+
+def test_boundary_cache_and_online_phase2_agree(flowers, backbone101, tmp_path, cli):
+    common = (flowers, "--backbone", backbone101, "--trainable", "block4", "--head-epochs", 1,
+              "--epochs", 1, "--no-augment", "--seed", 5, "--val-split", 0.25, *SMALL)
+    cached = cli("train", *common, "-o", tmp_path / "c", "--cache-dir", tmp_path / "cache")
+    online = cli("train", *common, "-o", tmp_path / "o", "--no-cache")
+    assert cached.code == 0 and online.code == 0, cached.err + online.err
+    a, b = _history(tmp_path / "c"), _history(tmp_path / "o")
+    assert abs(float(a[0]["loss"]) - float(b[0]["loss"])) <= 1e-3  # phase 1: float32 features
+    # phase 2 reads the boundary tensor stored as float16: agreement to that precision
+    assert abs(float(a[1]["loss"]) - float(b[1]["loss"])) <= 2e-2 * max(1.0, float(b[1]["loss"]))
+
+
+def test_options_and_online_augmentation(flowers, backbone101, tmp_path, cli):
+    result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run",
+                 "--epochs", 1, "--augment", "flip,crop,rotate,zoom,color", "--optimizer",
+                 "sgd", "--label-smoothing", 0.1, "--class-weight", "balanced",
+                 "--weight-decay", 1e-4, "--cache-dir", tmp_path / "cache", *SMALL)
+    assert result.code == 0, result.err
+    assert "running the backbone online" in result.out
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "optimizer: sgd" in config and "- zoom" in config
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] > 0
