@@ -47,6 +47,14 @@ def assert_one_line_error(result: CliResult, *fragments: str, code: int = 2) -> 
         assert fragment in line, (fragment, line)
 
 
+def assert_convert_fails(cli, tmp_path, src, *fragments: str, extra=()) -> None:
+    """``convert`` refuses ``src`` with one error line, and leaves nothing behind."""
+    out = tmp_path / "out" / "backbone.keras"
+    out.parent.mkdir(exist_ok=True)
+    assert_one_line_error(cli("convert", src, "-o", out, *extra), *fragments)
+    assert list(out.parent.iterdir()) == [], "a failed conversion must leave nothing behind"
+
+
 @pytest.fixture(scope="session")
 def standin_checkpoint(tmp_path_factory):
     """A random-weight resnet_v1_101 checkpoint in the official format (written once)."""

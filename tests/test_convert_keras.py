@@ -15,7 +15,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_convert_fails
 from keras_reference import make_reference, strip_layer_names
 
 from resnet_ft.checkpoints.keras_h5 import keras3_layer_order
@@ -67,12 +67,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _convert_fails(cli, tmp_path, src, *fragments, extra=()):
-    out = tmp_path / "out" / "backbone.keras"
-    out.parent.mkdir(exist_ok=True)
-    assert_one_line_error(cli("convert", src, "-o", out, *extra), *fragments)
-    assert list(out.parent.iterdir()) == [], "a failed conversion must leave nothing behind"
-
 
 def test_reference_legacy_file_is_what_keras_loads(reference):
     """Keras' legacy loader read our Keras 2 file into the notop model: same features."""
@@ -116,7 +110,7 @@ def test_other_layouts_convert_exactly(ref50, layout, tmp_path, cli):
 
 
 def test_include_top_needs_a_top(ref50, cli, tmp_path):
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, ref50.files["legacy_notop"], "--include-top", "no classifier",
         extra=("--include-top",),
     )
@@ -124,7 +118,7 @@ def test_include_top_needs_a_top(ref50, cli, tmp_path):
 
 def test_depth_mismatch(ref50, cli, tmp_path):
     src = ref50.files["legacy"]
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src, f"depth mismatch: --depth 101 but {src} holds a ResNet-50",
         extra=("--depth", 101),
     )
@@ -136,7 +130,7 @@ def test_h5_of_another_model(cli, tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
     src = tmp_path / "small.weights.h5"
     model.save_weights(src)
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"not a keras.applications ResNet: {src} has no conv4_block* layers "
         "(layers with weights: dense, dense_1)",
@@ -149,7 +143,7 @@ def test_unnamed_keras3_file_of_another_model(cli, tmp_path):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     model.save_weights(tmp_path / "small.weights.h5")
     src = strip_layer_names(tmp_path / "small.weights.h5", tmp_path / "old.weights.h5")
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"not a keras.applications ResNet: {src} records no layer names (Keras < 3.10) "
         "and its 0 Conv2D layers fit no ResNet v1 depth",
@@ -160,7 +154,7 @@ def test_hdf5_that_is_no_keras_file(cli, tmp_path):
     src = tmp_path / "data.h5"
     with h5py.File(src, "w") as handle:
         handle["pixels"] = np.zeros(3)
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"not a Keras weights file: {src} is HDF5 but has neither a Keras 2 'layer_names' list "
         "nor a Keras 3 'layers' group (top-level entries: pixels)",
@@ -171,7 +165,7 @@ def test_truncated_h5(ref50, cli, tmp_path):
     src = tmp_path / "resnet50_notop.h5"
     with ref50.files["legacy_notop"].open("rb") as handle:
         src.write_bytes(handle.read(1 << 20))
-    _convert_fails(cli, tmp_path, src, f"cannot read checkpoint {src}: ")
+    assert_convert_fails(cli, tmp_path, src, f"cannot read checkpoint {src}: ")
 
 
 def test_missing_weight_is_reported_by_keras_name(ref50, cli, tmp_path):
@@ -182,7 +176,7 @@ def test_missing_weight_is_reported_by_keras_name(ref50, cli, tmp_path):
         group = handle["conv3_block2_2_conv"]
         group.attrs["weight_names"] = [b"conv3_block2_2_conv/kernel:0"]
         del group["conv3_block2_2_conv/bias:0"]
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"checkpoint {src} does not match resnet50_keras: 1 missing (conv3_block2_2_conv/bias)",
     )

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import assert_one_line_error
+from conftest import assert_convert_fails
 from safetensors.numpy import save_file
 from torch_reference import make_reference
 
@@ -60,12 +60,6 @@ def _relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
 
 
-def _convert_fails(cli, tmp_path, src, *fragments, extra=()):
-    out = tmp_path / "out" / "backbone.keras"
-    out.parent.mkdir(exist_ok=True)
-    assert_one_line_error(cli("convert", src, "-o", out, *extra), *fragments)
-    assert list(out.parent.iterdir()) == [], "a failed conversion must leave nothing behind"
-
 
 @pytest.mark.parametrize("size", SIZES)
 def test_features_and_logits_match_torch(converted, size):
@@ -92,7 +86,7 @@ def test_spec_records_family_and_normalisation(ref50, tmp_path, cli):
 def test_pth_without_torch(ref50, cli, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
     src = ref50.files["pth"]
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"reading {src} needs PyTorch, which is not installed: pip install torch, "
         "or save the state dict as .safetensors (read without torch)",
@@ -102,7 +96,7 @@ def test_pth_without_torch(ref50, cli, tmp_path, monkeypatch):
 def test_pth_holding_a_training_checkpoint(ref50, cli, tmp_path):
     src = tmp_path / "checkpoint.pth"
     torch.save({"epoch": torch.tensor(3), "state_dict": {"fc.bias": torch.zeros(2)}}, src)
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"not a state dict: {src} holds a dict with keys epoch, state_dict instead of "
         "names -> tensors (save model.state_dict() itself)",
@@ -112,7 +106,7 @@ def test_pth_holding_a_training_checkpoint(ref50, cli, tmp_path):
 def test_corrupt_pth(cli, tmp_path):
     src = tmp_path / "resnet50.pth"
     src.write_bytes(np.random.default_rng(0).bytes(2048))
-    _convert_fails(cli, tmp_path, src, f"cannot read checkpoint {src}: ")
+    assert_convert_fails(cli, tmp_path, src, f"cannot read checkpoint {src}: ")
 
 
 def test_missing_mismatched_and_unexpected_in_one_line(ref50, cli, tmp_path):
@@ -121,18 +115,18 @@ def test_missing_mismatched_and_unexpected_in_one_line(ref50, cli, tmp_path):
     state["layer4.0.extra.weight"] = np.zeros(3, np.float32)
     src = tmp_path / "broken.safetensors"
     save_file(state, str(src))
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"checkpoint {src} does not match resnet50_torchvision: "
         "1 missing (layer2.1.bn2.running_var); "
         "1 shape mismatch (layer2.0.conv2.weight: expected (3, 3, 128, 128), "
-        "found (3, 3, 64, 128)); 1 unexpected (layer4.0.extra.weight)",
+        "found (3, 3, 64, 128) (stored as (128, 64, 3, 3))); 1 unexpected (layer4.0.extra.weight)",
     )
 
 
 def test_depth_mismatch(ref50, cli, tmp_path):
     src = ref50.files["safetensors"]
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src, f"depth mismatch: --depth 152 but {src} holds a ResNet-50",
         extra=("--depth", 152),
     )
@@ -141,7 +135,7 @@ def test_depth_mismatch(ref50, cli, tmp_path):
 def test_state_dict_of_another_model(cli, tmp_path):
     src = tmp_path / "vgg16.safetensors"
     save_file({"features.0.weight": np.zeros((64, 3, 3, 3), np.float32)}, str(src))
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"not a torchvision/timm ResNet state dict: {src} has no layer3.* keys "
         "(keys: features.0.weight)",
@@ -152,7 +146,7 @@ def test_basic_block_resnet(cli, tmp_path):
     src = tmp_path / "resnet34.safetensors"
     save_file({f"layer3.{i}.conv{k}.weight": np.zeros((1, 1, 3, 3), np.float32)
                for i in range(6) for k in (1, 2)}, str(src))
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"{src} is a basic-block ResNet (no layer*.conv3, as in ResNet-18/34); "
         "only the bottleneck ResNet-50/101/152 are supported",
@@ -163,7 +157,7 @@ def test_stage3_length_of_no_resnet_depth(cli, tmp_path):
     src = tmp_path / "resnet_odd.safetensors"
     save_file({f"layer3.{i}.conv3.weight": np.zeros((1, 1, 1, 1), np.float32)
                for i in range(10)}, str(src))
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"checkpoint {src} has 10 layer3 blocks, which is no ResNet v1 depth "
         "(6: ResNet-50, 23: ResNet-101, 36: ResNet-152)",
@@ -173,7 +167,7 @@ def test_stage3_length_of_no_resnet_depth(cli, tmp_path):
 def test_unknown_format_lists_accepted_formats(cli, tmp_path):
     src = tmp_path / "weights.bin"
     src.write_bytes(b"not a checkpoint" * 64)
-    _convert_fails(
+    assert_convert_fails(
         cli, tmp_path, src,
         f"unrecognised checkpoint format: {src} is neither a TF-slim checkpoint nor an HDF5, "
         f"safetensors or PyTorch file; expected {FORMATS_HELP}",

@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from resnet_ft.checkpoints import FORMAT_EXAMPLES
 from resnet_ft.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ResnetFtError
 
 app = typer.Typer(
@@ -35,13 +36,15 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document 
 
 
 @app.command(
-    epilog="Examples:\n\n"
-    "  resnet-ft convert resnet_v1_101.ckpt -o backbone.keras\n\n"
-    "  resnet-ft convert checkpoints/ -o backbone.keras --include-top"
+    epilog="Accepted formats, with an example each:\n\n"
+    + "\n\n".join(f"  {what}:\n\n    {example}" for what, example in FORMAT_EXAMPLES)
 )
 def convert(
     src: Annotated[
-        Path, typer.Argument(help="TF-slim checkpoint: prefix, .index file or directory.")
+        Path,
+        typer.Argument(help="Checkpoint: TF-slim prefix/.index/directory, keras.applications "
+                       ".h5 or Keras 3 .weights.h5, or a torchvision/timm .safetensors/.pth "
+                       "state dict."),
     ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output backbone .keras file.")],
     depth: Annotated[

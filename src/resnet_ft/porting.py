@@ -36,11 +36,13 @@ def port_weights(model: keras.Model, source: SourceWeights, *, include_top: bool
             if key not in source.tensors:
                 missing.append(key)
                 continue
-            value = source.tensors[key]
-            value = hook(value) if hook is not None else value
+            stored = source.tensors[key]
+            value = hook(stored) if hook is not None else stored
             if tuple(value.shape) != tuple(variable.shape):
+                # Both shapes in the Keras layout, plus the file's own where it differs.
+                raw = f" (stored as {tuple(stored.shape)})" if stored.shape != value.shape else ""
                 mismatched.append(
-                    f"{key}: expected {tuple(variable.shape)}, found {tuple(value.shape)}"
+                    f"{key}: expected {tuple(variable.shape)}, found {tuple(value.shape)}{raw}"
                 )
                 continue
             assignments.append((variable, value))
