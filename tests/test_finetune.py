@@ -119,3 +119,19 @@ def test_options_and_online_augmentation(flowers, backbone101, tmp_path, cli):
     config = (tmp_path / "run" / "config.yaml").read_text()
     assert "optimizer: sgd" in config and "- zoom" in config
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] > 0
+
+
+def test_mixed_precision_trains_and_saves_float32_backbone(flowers, backbone101, tmp_path, cli):
+    result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run",
+                 "--precision", "mixed_bfloat16", "--trainable", "block4", "--head-epochs", 1,
+                 "--epochs", 1, "--val-split", 0.25, "--cache-dir", tmp_path / "cache", *SMALL)
+    assert result.code == 0, result.err
+    model, _ = load_classifier(tmp_path / "run")
+    backbone = model.get_layer(index=1)
+    assert backbone.get_layer("block4.unit_1.bottleneck_v1.conv1").dtype_policy.name == "float32"
+    assert model.get_layer("head").get_layer("head.dense").dtype_policy.name == "mixed_bfloat16"
+    assert model.get_layer("head").get_layer("head.probs").dtype_policy.name == "float32"
+    assert summarize(model).trainable == HEAD + STAGE["block4"]
+    import keras as k
+
+    assert k.config.dtype_policy().name == "float32"  # the global policy was restored

@@ -141,6 +141,11 @@ def train(
     weight_decay: Annotated[
         float | None, typer.Option(help="Decoupled weight decay [0].")
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="float32, mixed_float16 (recommended on GPUs) or mixed_bfloat16 "
+                     "[float32]."),
+    ] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Feature cache directory.")] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Run the backbone every epoch (slow baseline).")
@@ -171,7 +176,7 @@ def train(
         "strict": strict, "trainable": trainable, "train_bn": train_bn,
         "head_epochs": head_epochs, "fine_tune_lr": fine_tune_lr,
         "label_smoothing": label_smoothing, "class_weight": class_weight,
-        "optimizer": optimizer, "weight_decay": weight_decay,
+        "optimizer": optimizer, "weight_decay": weight_decay, "precision": precision,
     }
     resolved = make_config(*layers, {k: v for k, v in cli_layer.items() if v is not None})
     result = run_train(resolved, out, resume=resume, overwrite=overwrite, console=console())

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from resnet_ft.errors import InputError
+from resnet_ft.precision import PRECISIONS
 
 RESIZE_MODES = ("crop", "squash")
 TRAINABLE_MODES = ("head", "block4", "block3", "block2", "block1", "all")
@@ -54,6 +55,7 @@ class TrainConfig:
     class_weight: str = "none"
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    precision: str = "float32"
 
     def to_yaml(self) -> str:
         """The resolved config as YAML, keys in declaration order."""
@@ -90,6 +92,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "class_weight": (lambda v: v in ("none", "balanced"), "one of none, balanced"),
     "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
     "weight_decay": (lambda v: v >= 0 and math.isfinite(v), "a number >= 0"),
+    "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
 }
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}
 

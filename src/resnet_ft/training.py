@@ -48,6 +48,13 @@ from resnet_ft.features import (
 )
 from resnet_ft.metrics import classification_report
 from resnet_ft.model_io import load_backbone, read_spec, save_model
+from resnet_ft.precision import (
+    backbone_spec,
+    cache_identity,
+    compute_backbone,
+    copy_weights,
+    policy,
+)
 from resnet_ft.preprocessing import Preprocessing, image_dataset
 from resnet_ft.progress import track
 from resnet_ft.runs import LABELS_FILE, MODEL_FILE, RunState, history_csv, prepare_run_dir
@@ -134,15 +141,22 @@ class OnlineSource:
 
 
 def make_optimizer(config: TrainConfig, learning_rate):
-    """Adam, SGD with momentum 0.9, or AdamW; ``--weight-decay`` is decoupled in all three."""
+    """Adam, SGD with momentum 0.9, or AdamW; ``--weight-decay`` is decoupled in all three.
+
+    float16 gradients underflow: under ``mixed_float16`` the optimizer scales the loss.
+    """
     import keras
 
     decay = config.weight_decay or None
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=decay)
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
-    return keras.optimizers.Adam(learning_rate, weight_decay=decay)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=decay)
+    elif config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=decay)
+    if config.precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray:
@@ -168,6 +182,8 @@ def _train_step(model, optimizer, weights: np.ndarray, label_smoothing: float):
             target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
             total = tf.reduce_sum(loss_fn(target, probs) * tf.gather(per_class, y))
             loss = total / tf.cast(tf.shape(y)[0], total.dtype)
+            if hasattr(optimizer, "scale_loss"):
+                loss = optimizer.scale_loss(loss)  # unscaled again in apply_gradients
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         correct = tf.reduce_sum(tf.cast(tf.argmax(probs, 1) == tf.cast(y, tf.int64), tf.float32))
@@ -229,6 +245,7 @@ def train(
         val_split=config.val_split, seed=config.seed,
     )
     backbone = load_backbone(backbone_path)
+    work = compute_backbone(backbone, backbone_spec(backbone_path), config.precision)
     prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     write_text(run_dir / "config.yaml", config.to_yaml())
     write_text(run_dir / LABELS_FILE, json.dumps(split.labels, indent=2, ensure_ascii=False))
@@ -247,10 +264,10 @@ def train(
     if config.cache and not config.cacheable:
         console.print(f"augmentations {', '.join(config.augment)} change pixels every epoch: "
                       "running the backbone online (only flip can be cached)")
-    backbone_id = file_digest(backbone_path) if cached else ""
+    backbone_id = cache_identity(file_digest(backbone_path), config.precision) if cached else ""
     cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     if cached:
-        table = extract(paths, backbone, spec, views=views,
+        table = extract(paths, work, spec, views=views,
                         cache=FeatureCache(cache_root, backbone_id, spec), console=console)
     else:
         table = FeatureTable(np.zeros((0,)), check_decodable(paths, spec, console))
@@ -273,7 +290,8 @@ def train(
     online_views = 2 if config.augment == ("flip",) else 1  # flips chosen per epoch, as cached
 
     keras.utils.set_random_seed(config.seed)
-    head = build_head(len(split.labels), units=config.head_units, dropout=config.dropout)
+    with policy(config.precision):
+        head = build_head(len(split.labels), units=config.head_units, dropout=config.dropout)
     weights = class_weights(y_train, len(split.labels), config.class_weight)
     unfreeze = config.trainable != "head"
     phase1_epochs = config.head_epochs if unfreeze else config.epochs
@@ -282,7 +300,7 @@ def train(
         n = len(split.train)
         source1 = ArraySource(table.values[:n][good[:n]], table.values[n:][good[n:]])
     else:
-        pooled = pooled_features(backbone, 1)
+        pooled = pooled_features(work, 1)
         source1 = OnlineSource(spec, train_paths, val_paths,
                                lambda x: pooled(x).numpy()[:, 0], augment)
     phases = [Phase(1, head, make_optimizer(config, config.lr), source1, 1, phase1_epochs)]
@@ -290,19 +308,21 @@ def train(
     if unfreeze:
         from resnet_ft.finetune import BoundaryCache, phase2_model, set_trainable, split_backbone
 
-        original_weights = backbone.get_weights()
-        set_trainable(backbone, config.trainable, train_bn=config.train_bn)
-        lower, upper = split_backbone(backbone, config.trainable)
+        original_weights = work.get_weights()
+        set_trainable(work, config.trainable, train_bn=config.train_bn)
+        lower, upper = split_backbone(work, config.trainable)
         if cached:
             boundary = BoundaryCache(cache_root, backbone_id, spec, config.trainable)
             source2 = ArraySource(
                 boundary.load(lower, train_paths, views, spec, console, "caching frozen stages"),
                 boundary.load(lower, val_paths, 1, spec, console, "caching frozen stages (val)"),
             )
-            model2 = phase2_model(upper, head)
+            with policy(config.precision):
+                model2 = phase2_model(upper, head)
         else:
             source2 = OnlineSource(spec, train_paths, val_paths, lambda x: x, augment)
-            model2 = phase2_model(backbone, head)
+            with policy(config.precision):
+                model2 = phase2_model(work, head)
         steps = config.epochs * -(-len(y_train) // config.batch_size)
         warmup = max(1, steps // 10)
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -322,8 +342,8 @@ def train(
 
     interrupted = _SigintFlag()
     loop = _EpochLoop(config, run_dir, store, state, y_train, y_val, console, interrupted,
-                      lambda: _save_classifier(run_dir, backbone, backbone_path, head, spec,
-                                               split.labels, config))
+                      lambda: _save_classifier(run_dir, work, backbone, backbone_path, head,
+                                               spec, split.labels, config))
     try:
         for phase in phases:
             if state["epoch"] >= phase.last_epoch:
@@ -332,16 +352,16 @@ def train(
             loop.run(phase, step, views if cached else online_views)
     except KeyboardInterrupt:
         if state["epoch"]:
-            _finish(run_dir, phases, original_weights, backbone, backbone_path, head, store,
-                    state, split.labels, spec, y_val, config)
+            _finish(run_dir, phases, original_weights, work, backbone, backbone_path, head,
+                    store, state, split.labels, spec, y_val, config)
         raise Interrupted(
             f"interrupted; state saved after epoch {state['epoch']}. Resume with: resnet-ft "
             f"train --config {run_dir / 'config.yaml'} -o {run_dir} --resume"
         ) from None
     finally:
         interrupted.restore()
-    metrics = _finish(run_dir, phases, original_weights, backbone, backbone_path, head, store,
-                      state, split.labels, spec, y_val, config)
+    metrics = _finish(run_dir, phases, original_weights, work, backbone, backbone_path, head,
+                      store, state, split.labels, spec, y_val, config)
     return TrainResult(run_dir, split.labels, state["history"], metrics, skipped,
                        table.extracted)
 
@@ -417,16 +437,16 @@ class _EpochLoop:
                 return
 
 
-def _finish(run_dir, phases, original_weights, backbone, backbone_path, head, store, state,
-            labels, spec, y_val, config):
+def _finish(run_dir, phases, original_weights, work, backbone, backbone_path, head, store,
+            state, labels, spec, y_val, config):
     """Restore the best epoch (and, if it was in phase 1, the original backbone); write all."""
     from resnet_ft.plots import plot_confusion, plot_curves
 
     best = phases[state["best_phase"] - 1]
     if original_weights is not None and state["best_phase"] == 1:
-        backbone.set_weights(original_weights)
+        work.set_weights(original_weights)
     best.model.load_weights(store.best_weights(state))
-    _save_classifier(run_dir, backbone, backbone_path, head, spec, labels, config)
+    _save_classifier(run_dir, work, backbone, backbone_path, head, spec, labels, config)
     val_loss, _, probs = _evaluate(best.model, best.source, y_val)
     metrics = classification_report(y_val, probs, labels)
     metrics.update(val_loss=val_loss, best_epoch=state["best_epoch"])
@@ -437,8 +457,13 @@ def _finish(run_dir, phases, original_weights, backbone, backbone_path, head, st
     return metrics
 
 
-def _save_classifier(run_dir, backbone, backbone_path, head, spec, labels, config) -> None:
-    """Write ``model.keras`` (atomically): the backbone and head as they are now."""
+def _save_classifier(run_dir, work, backbone, backbone_path, head, spec, labels, config) -> None:
+    """Write ``model.keras`` (atomically): the backbone and head as they are now.
+
+    ``work`` is the backbone trained or computed with (a mixed-precision copy,
+    or ``backbone`` itself); the file always holds a float32 backbone.
+    """
+    copy_weights(work, backbone)
     classifier = assemble(backbone, head, spec.image_size, config.trainable,
                           train_bn=config.train_bn)
     save_model(classifier, run_dir / MODEL_FILE, {
