@@ -141,6 +141,11 @@ def train(
     weight_decay: Annotated[
         float | None, typer.Option(help="Decoupled weight decay [0].")
     ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="auto, one-device, mirrored (all local GPUs) or multi-worker "
+                     "(TF_CONFIG) [auto]. --batch-size is per replica."),
+    ] = None,
     precision: Annotated[
         str | None,
         typer.Option(help="float32, mixed_float16 (recommended on GPUs) or mixed_bfloat16 "
@@ -177,13 +182,14 @@ def train(
         "head_epochs": head_epochs, "fine_tune_lr": fine_tune_lr,
         "label_smoothing": label_smoothing, "class_weight": class_weight,
         "optimizer": optimizer, "weight_decay": weight_decay, "precision": precision,
+        "strategy": strategy,
     }
     resolved = make_config(*layers, {k: v for k, v in cli_layer.items() if v is not None})
     result = run_train(resolved, out, resume=resume, overwrite=overwrite, console=console())
     metrics = result.metrics
     console().print(
         f"best epoch {metrics['best_epoch']}: val_accuracy {metrics['accuracy']:.4f}, "
-        f"val_loss {metrics['val_loss']:.4f}; model written to {out / 'model.keras'}"
+        f"val_loss {metrics['val_loss']:.4f}; model written to {result.run_dir / 'model.keras'}"
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from resnet_ft.distribute import STRATEGIES
 from resnet_ft.errors import InputError
 from resnet_ft.precision import PRECISIONS
 
@@ -56,6 +57,7 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     precision: str = "float32"
+    strategy: str = "auto"
 
     def to_yaml(self) -> str:
         """The resolved config as YAML, keys in declaration order."""
@@ -93,6 +95,7 @@ _RANGES: dict[str, tuple[Any, str]] = {
     "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
     "weight_decay": (lambda v: v >= 0 and math.isfinite(v), "a number >= 0"),
     "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+    "strategy": (lambda v: v in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
 }
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}
 

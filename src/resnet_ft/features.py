@@ -129,6 +129,7 @@ def extract(
     cache: FeatureCache | None,
     console: Console,
     description: str = "extracting features",
+    strategy=None,
 ) -> FeatureTable:
     """Pooled features of every file and view, from the cache where possible."""
     values = np.zeros((len(paths), views, FEATURE_CHANNELS), np.float32)
@@ -165,7 +166,7 @@ def extract(
                         cache.put_error(paths[index], table.errors[index])
             if ok.any():
                 good = [i for i, flag in zip(batch, ok, strict=True) if flag]
-                feats = _run(run, pixels, ok)
+                feats = _run(run, pixels, ok, strategy)
                 values[good] = feats
                 table.extracted += len(good)
                 if cache is not None:
@@ -192,8 +193,11 @@ def check_decodable(paths: list[Path], spec: Preprocessing, console: Console) ->
     return errors
 
 
-def _run(run, pixels: tf.Tensor, ok: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
+def _run(run, pixels: tf.Tensor, ok: np.ndarray, strategy) -> np.ndarray:
+    """The batch's decodable images through the backbone (sharded across replicas)."""
+    from resnet_ft.distribute import run_sharded
 
-    selected = pixels if ok.all() else tf.boolean_mask(pixels, ok)
-    return run(selected).numpy()
+    selected = pixels.numpy() if ok.all() else pixels.numpy()[ok]
+    if strategy is None:
+        return run(selected).numpy()
+    return run_sharded(strategy, run, selected)

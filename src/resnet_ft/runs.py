@@ -92,7 +92,8 @@ class RunState:
 
     def restore(self, state: dict[str, Any], head, optimizer) -> None:
         head.load_weights(self.dir / f"head-{state['epoch']}.weights.h5")
-        optimizer.build(head.trainable_variables)
+        if not optimizer.built:
+            optimizer.build(head.trainable_variables)
         with np.load(self.dir / f"optimizer-{state['epoch']}.npz", allow_pickle=False) as saved:
             for index, variable in enumerate(optimizer.variables):
                 variable.assign(saved[f"arr_{index}"])

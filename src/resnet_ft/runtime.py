@@ -26,7 +26,10 @@ def import_tensorflow_quietly() -> None:
         os.dup2(devnull, 2)
         import tensorflow as tf
 
+        from resnet_ft.distribute import configure_logical_cpus
+
         tf.config.list_physical_devices()
+        configure_logical_cpus()
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -36,6 +36,7 @@ from resnet_ft.atomic import write_text
 from resnet_ft.classifier import assemble, build_head
 from resnet_ft.config import TrainConfig
 from resnet_ft.dataset import Sample, make_split, require_every_class
+from resnet_ft.distribute import run_sharded
 from resnet_ft.errors import EXIT_INTERRUPTED, InputError, ResnetFtError
 from resnet_ft.features import (
     FeatureCache,
@@ -167,21 +168,28 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray
     return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
-def _train_step(model, optimizer, weights: np.ndarray, label_smoothing: float):
+def _train_step(model, optimizer, weights: np.ndarray, label_smoothing: float, strategy):
+    """One optimizer step on a global batch, split across the strategy's replicas.
+
+    Each replica sums its slice's losses and divides by the *global* batch size;
+    the optimizer sums gradients across replicas, so every setup computes the
+    gradient of the same batch mean.
+    """
     import keras
     import tensorflow as tf
+
+    from resnet_ft.distribute import sharded
 
     loss_fn = keras.losses.CategoricalCrossentropy(
         label_smoothing=label_smoothing, reduction="none")
     per_class = tf.constant(weights)
 
-    @tf.function(reduce_retracing=True)
-    def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def replica_step(x: tf.Tensor, y: tf.Tensor, size: tf.Tensor):
         with tf.GradientTape() as tape:
             probs = model(x, training=True)
             target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
             total = tf.reduce_sum(loss_fn(target, probs) * tf.gather(per_class, y))
-            loss = total / tf.cast(tf.shape(y)[0], total.dtype)
+            loss = total / size
             if hasattr(optimizer, "scale_loss"):
                 loss = optimizer.scale_loss(loss)  # unscaled again in apply_gradients
         grads = tape.gradient(loss, model.trainable_variables)
@@ -189,12 +197,22 @@ def _train_step(model, optimizer, weights: np.ndarray, label_smoothing: float):
         correct = tf.reduce_sum(tf.cast(tf.argmax(probs, 1) == tf.cast(y, tf.int64), tf.float32))
         return total, correct
 
+    @tf.function(reduce_retracing=True)
+    def distributed(x, y, size: tf.Tensor):
+        totals, corrects = strategy.run(replica_step, args=(x, y, size))
+        return (strategy.reduce("SUM", totals, axis=None),
+                strategy.reduce("SUM", corrects, axis=None))
+
+    def step(x, y: np.ndarray):
+        size = tf.constant(len(y), tf.float32)
+        return distributed(sharded(strategy, np.asarray(x)), sharded(strategy, y), size)
+
     return step
 
 
 def _evaluate(model, source, labels: np.ndarray, batch_size: int = 64):
     """Validation loss, accuracy and probabilities (batched, so memory stays flat)."""
-    probs = np.concatenate([np.asarray(model.predict_on_batch(x))
+    probs = np.concatenate([np.asarray(model(x, training=False), np.float32)
                             for x in source.validation_batches(batch_size)])
     picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
     return float(-np.mean(np.log(picked))), float(np.mean(probs.argmax(1) == labels)), probs
@@ -230,11 +248,28 @@ def train(
     ``head_epochs`` when stages are unfrozen); phase 2 (``--trainable`` other
     than ``head``) trains the unfrozen stages and the head together for
     ``epochs`` more, with cosine decay from ``fine_tune_lr`` after a warm-up.
+
+    Under ``--strategy multi-worker`` worker 0 writes ``run_dir``; worker k
+    writes ``<run_dir>.worker-k`` (each machine keeps its own copy).
     """
-    import keras
+    from resnet_ft.distribute import make_strategy, worker_index
 
     console = console or Console(stderr=True)
+    strategy = make_strategy(config.strategy)  # before any TF op: multi-worker needs that
     run_dir = Path(run_dir)
+    if worker_index():
+        run_dir = run_dir.with_name(f"{run_dir.name}.worker-{worker_index()}")
+    if strategy.num_replicas_in_sync > 1:
+        console.print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
+                      f"global batch {config.batch_size * strategy.num_replicas_in_sync}")
+    with strategy.scope():
+        return _train(config, run_dir, resume, overwrite, console, strategy)
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool,
+           console: Console, strategy) -> TrainResult:
+    import keras
+
     if not config.data_dir:
         raise InputError("no data directory given (DATA_DIR argument or data_dir in --config)")
     if not config.backbone:
@@ -267,7 +302,7 @@ def train(
     backbone_id = cache_identity(file_digest(backbone_path), config.precision) if cached else ""
     cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     if cached:
-        table = extract(paths, work, spec, views=views,
+        table = extract(paths, work, spec, views=views, strategy=strategy,
                         cache=FeatureCache(cache_root, backbone_id, spec), console=console)
     else:
         table = FeatureTable(np.zeros((0,)), check_decodable(paths, spec, console))
@@ -302,7 +337,8 @@ def train(
     else:
         pooled = pooled_features(work, 1)
         source1 = OnlineSource(spec, train_paths, val_paths,
-                               lambda x: pooled(x).numpy()[:, 0], augment)
+                               lambda x: run_sharded(strategy, pooled, np.asarray(x))[:, 0],
+                               augment)
     phases = [Phase(1, head, make_optimizer(config, config.lr), source1, 1, phase1_epochs)]
     original_weights = None
     if unfreeze:
@@ -343,12 +379,16 @@ def train(
     interrupted = _SigintFlag()
     loop = _EpochLoop(config, run_dir, store, state, y_train, y_val, console, interrupted,
                       lambda: _save_classifier(run_dir, work, backbone, backbone_path, head,
-                                               spec, split.labels, config))
+                                               spec, split.labels, config),
+                      strategy.num_replicas_in_sync)
     try:
         for phase in phases:
             if state["epoch"] >= phase.last_epoch:
                 continue
-            step = _train_step(phase.model, phase.optimizer, weights, config.label_smoothing)
+            if not phase.optimizer.built:  # slots made here, not lazily inside a replica
+                phase.optimizer.build(phase.model.trainable_variables)
+            step = _train_step(phase.model, phase.optimizer, weights, config.label_smoothing,
+                               strategy)
             loop.run(phase, step, views if cached else online_views)
     except KeyboardInterrupt:
         if state["epoch"]:
@@ -370,7 +410,7 @@ class _EpochLoop:
     """Epochs of one phase: seeded order and views, train, validate, commit, report."""
 
     def __init__(self, config, run_dir, store, state, y_train, y_val, console, interrupted,
-                 save_model_now) -> None:
+                 save_model_now, global_replicas: int) -> None:
         import tensorflow as tf
 
         self.config, self.run_dir, self.store, self.state = config, run_dir, store, state
@@ -378,6 +418,7 @@ class _EpochLoop:
         self.interrupted, self.save_model_now = interrupted, save_model_now
         self.writer = tf.summary.create_file_writer(str(run_dir / "logs"))
         self.last_model_save = time.monotonic()  # short runs save the model once, at the end
+        self.global_batch = config.batch_size * global_replicas
 
     def run(self, phase: Phase, step, views: int) -> None:
         """Train ``phase`` from the state's next epoch; early stopping ends the phase."""
@@ -390,13 +431,13 @@ class _EpochLoop:
         for epoch in range(max(state["epoch"] + 1, phase.first_epoch), phase.last_epoch + 1):
             started = time.perf_counter()
             rng = np.random.default_rng([config.seed, epoch])
-            order = rng.permutation(len(y_train))
+            order = rng.permutation(len(y_train))  # the same on every worker
             flips = rng.integers(0, views, len(y_train))
             total = correct = 0.0
             seen = 0
             label = f"epoch {epoch}/{total_epochs}"
             with track(self.console, label, len(y_train), plain=False) as progress:
-                for x in phase.source.batches(order, flips, config.batch_size):
+                for x in phase.source.batches(order, flips, self.global_batch):
                     y = y_train[order[seen : seen + len(x)]]
                     batch_loss, batch_correct = step(x, y)
                     total += float(batch_loss)

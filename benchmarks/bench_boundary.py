@@ -1,0 +1,90 @@
+"""Issue 8 target: a `--trainable block4` epoch on the boundary cache vs one full forward pass.
+
+Phase 2 of `--trainable block4` runs only block4 (forward and backward) on the
+cached output of the frozen stages. This times one such epoch over N images
+(batch 16, as `train` runs it) against one forward pass of the whole backbone
+over the same images from their files. Target: <= 0.35.
+
+    python benchmarks/bench_boundary.py --backbone B.keras [--images N] [--repeats R] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import dataset, machine, save, stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", type=Path, required=True)
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.repeats, args.image_size = 16, 1, 64
+
+    import tensorflow as tf
+    from rich.console import Console
+
+    from resnet_ft.classifier import build_head
+    from resnet_ft.config import TrainConfig
+    from resnet_ft.dataset import list_images
+    from resnet_ft.features import extract
+    from resnet_ft.finetune import compute_boundary, phase2_model, set_trainable, split_backbone
+    from resnet_ft.model_io import load_backbone
+    from resnet_ft.preprocessing import Preprocessing
+    from resnet_ft.training import ArraySource, _train_step, make_optimizer
+
+    quiet = Console(quiet=True)
+    backbone = load_backbone(args.backbone)
+    spec = Preprocessing(args.image_size)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = list_images(dataset(Path(tmp) / "data", args.images))
+        set_trainable(backbone, "block4")
+        lower, upper = split_backbone(backbone, "block4")
+        shape = lower.compute_output_shape((1, args.image_size, args.image_size, 3))[1:]
+        boundary = np.zeros((len(paths), 1, *shape), np.float16)
+        compute_boundary(lower, paths, 1, spec, boundary, quiet, "boundary")
+        model = phase2_model(upper, build_head(5, units=1024, dropout=0.5))
+        optimizer = make_optimizer(TrainConfig(), 1e-5)
+        optimizer.build(model.trainable_variables)
+        step = _train_step(model, optimizer, np.ones(5, np.float32), 0.0,
+                           tf.distribute.get_strategy())
+        source = ArraySource(boundary, boundary)
+        labels = np.arange(len(paths)) % 5
+        order, views = np.arange(len(paths)), np.zeros(len(paths), np.int64)
+
+        def epoch() -> float:
+            started = time.perf_counter()
+            seen = 0
+            for x in source.batches(order, views, 16):
+                step(x, labels[seen : seen + len(x)])
+                seen += len(x)
+            return time.perf_counter() - started
+
+        def forward() -> float:
+            started = time.perf_counter()
+            extract(paths, backbone, spec, views=1, cache=None, console=quiet)
+            return time.perf_counter() - started
+
+        epoch()  # warm-up: tracing
+        forward()
+        epochs = stats([epoch() for _ in range(args.repeats)])
+        forwards = stats([forward() for _ in range(args.repeats)])
+    save("boundary", {"machine": machine(), "images": args.images, "image_size": args.image_size,
+                      "block4_epoch_s": epochs, "full_forward_s": forwards,
+                      "ratio_epoch_over_forward": epochs["median"] / forwards["median"]})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""tf.distribute: 2 mirrored replicas and a 2-worker cluster train what one device trains."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+from resnet_ft.classifier import load_classifier
+
+#: Same seeded global batches and no dropout (per-replica masks would differ from one
+#: device's); what remains is float summation order across replicas.
+COMMON = ("--epochs", 2, "--no-augment", "--dropout", 0, "--seed", 1, "--val-split", 0.25,
+          "--image-size", 48)
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+
+def _head_weights(run):
+    model, _ = load_classifier(run)
+    return model.get_layer("head").get_weights()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _train_process(args, env_extra, out):
+    env = dict(os.environ, **env_extra)
+    command = [sys.executable, "-m", "resnet_ft", "train", *map(str, args)]
+    return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def test_mirrored_two_replicas_match_one_device(flowers, backbone101, tmp_path, cli):
+    base = (flowers, "--backbone", backbone101, *COMMON)
+    single = cli("train", *base, "-o", tmp_path / "one", "--batch-size", 8,
+                 "--cache-dir", tmp_path / "c1")
+    assert single.code == 0, single.err
+    with open(tmp_path / "mirrored.log", "w") as log:
+        process = _train_process(
+            (*base, "-o", tmp_path / "two", "--batch-size", 4, "--strategy", "mirrored",
+             "--cache-dir", tmp_path / "c2"), {"RESNET_FT_CPU_DEVICES": "2"}, log)
+        assert process.wait(timeout=300) == 0, (tmp_path / "mirrored.log").read_text()
+    assert "2 replicas, global batch 8" in (tmp_path / "mirrored.log").read_text()
+    for ours, ref in zip(_head_weights(tmp_path / "two"), _head_weights(tmp_path / "one"),
+                         strict=True):
+        np.testing.assert_allclose(ours, ref, **TOLERANCE)
+
+
+def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes, logs = [], []
+    for index in range(2):
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(tmp_path / f"worker{index}.log", "w")  # noqa: SIM115 (closed below)
+        logs.append(log)
+        processes.append(_train_process(
+            (flowers, "--backbone", backbone101, *COMMON, "-o", tmp_path / "run",
+             "--batch-size", 4, "--strategy", "multi-worker", "--cache-dir",
+             tmp_path / f"cache{index}"), {"TF_CONFIG": config}, log))
+    try:
+        codes = [p.wait(timeout=300) for p in processes]
+    finally:
+        for process in processes:
+            process.kill()
+        for log in logs:
+            log.close()
+    assert codes == [0, 0], [(tmp_path / f"worker{i}.log").read_text()[-2000:] for i in (0, 1)]
+    chief, worker = _head_weights(tmp_path / "run"), _head_weights(tmp_path / "run.worker-1")
+    for ours, ref in zip(worker, chief, strict=True):
+        np.testing.assert_allclose(ours, ref, **TOLERANCE)
+    histories = [(tmp_path / name / "history.csv").read_text().splitlines()
+                 for name in ("run", "run.worker-1")]
+    assert [line.split(",")[2] for line in histories[0]] == [
+        line.split(",")[2] for line in histories[1]]  # identical losses, epoch by epoch
