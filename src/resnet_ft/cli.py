@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 
 #: Commands that need TensorFlow; the others (and --help) start without importing it.
-TENSORFLOW_COMMANDS = frozenset({"convert", "summary", "train", "predict", "evaluate"})
+TENSORFLOW_COMMANDS = frozenset({"convert", "summary", "train", "predict", "evaluate", "export"})
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 
@@ -241,6 +241,10 @@ def evaluate(
     ] = None,
     top_k: Annotated[int, typer.Option(min=1, help="k of top-k accuracy.")] = 5,
     json_output: JsonFlag = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="An exported SavedModel or .tflite to evaluate instead of RUN's model."),
+    ] = None,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and confusion matrix of a run on a dataset."""
     import csv
@@ -248,13 +252,15 @@ def evaluate(
     import json
 
     from resnet_ft.atomic import write_text
+    from resnet_ft.export import load_exported
     from resnet_ft.plots import plot_confusion
     from resnet_ft.predict import evaluate_dir, load_predictor
     from resnet_ft.reporting import console, metrics_tables, print_json
 
-    predictor = load_predictor(run)
+    predictor = load_exported(model) if model else load_predictor(run)
     report, misclassified, skipped = evaluate_dir(predictor, data_dir, top_k=top_k)
-    folder = out or run / "eval" / data_dir.resolve().name
+    name = data_dir.resolve().name + (f"-{model.name}" if model else "")
+    folder = out or run / "eval" / name
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["file", "true", "predicted", "probability"])
@@ -270,6 +276,50 @@ def evaluate(
         for table in metrics_tables(report):
             console().print(table)
         console().print(f"report written to {folder}")
+
+
+@app.command(
+    epilog="Examples:\n\n  resnet-ft export runs/flowers -o exported/flowers\n\n"
+    "  resnet-ft export runs/flowers -o flowers.tflite --format tflite --quantize int8\n\n"
+    "  resnet-ft evaluate runs/flowers data/test --model flowers.tflite"
+)
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="SavedModel directory or .tflite file to write.")
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", help="saved_model (takes image bytes) or tflite.")
+    ] = "saved_model",
+    quantize: Annotated[
+        str, typer.Option(help="TFLite: none, float16, dynamic (int8 weights) or int8 (full).")
+    ] = "none",
+    calibration_images: Annotated[
+        int, typer.Option(help="Training images that calibrate --quantize int8 (at most).")
+    ] = 100,
+    json_output: JsonFlag = False,
+) -> None:
+    """Export a run for serving: a SavedModel that decodes images itself, or TFLite."""
+    from resnet_ft.export import export as run_export
+    from resnet_ft.reporting import console, print_json
+
+    report = run_export(run, out, fmt, quantize, calibration_images)
+    if json_output:
+        print_json(report.to_dict())
+        return
+    kind = "SavedModel" if report.format == "saved_model" else f"TFLite, {report.quantize}"
+    console().print(f"wrote {report.path} ({kind}, {report.size_bytes / 1e6:.1f} MB)")
+    what = "signatures" if report.format == "saved_model" else "ops"
+    console().print(f"{what}: {', '.join(report.ops)}")
+    if report.calibration_images:
+        console().print(f"calibrated on {report.calibration_images} training images")
+    if report.top1_agreement is None:
+        console().print("agreement: no validation image to compare with the float model")
+    else:
+        console().print(
+            f"agreement with the float model on {report.compared_images} validation images: "
+            f"top-1 {report.top1_agreement:.1%}, max |p - p_float| {report.max_prob_diff:.2e}"
+        )
 
 
 data_app = typer.Typer(help="Get data: the real flowers files, or an offline stand-in.")
