@@ -10,7 +10,6 @@ over the same images from their files. Target: <= 0.35.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -19,19 +18,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset, machine, save, stats
+from common import dataset, machine, parser, save, stats
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", type=Path, required=True)
-    parser.add_argument("--images", type=int, default=96)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.images, args.repeats, args.image_size = 16, 1, 64
+    args = parser(__doc__, images=96, quick_images=16).parse_args()
 
     import tensorflow as tf
     from rich.console import Console

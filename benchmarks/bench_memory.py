@@ -9,14 +9,13 @@ the child process's ``ru_maxrss``.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset, machine, save, stats
+from common import dataset, machine, parser, save, stats
 
 
 def peak_rss_gb(data: Path, backbone: Path, work: Path, size: int, tag: str) -> float:
@@ -35,15 +34,7 @@ def peak_rss_gb(data: Path, backbone: Path, work: Path, size: int, tag: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", type=Path, required=True)
-    parser.add_argument("--images", type=int, default=3670)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.images, args.repeats, args.image_size = 20, 1, 64
+    args = parser(__doc__, images=3670, quick_images=20).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         data = dataset(work / "data", args.images)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import dataset, machine, save, stats
+from common import dataset, machine, parser, save, stats
 
 
 def train(data: Path, backbone: Path, run: Path, cache: Path, *extra: str) -> float:
@@ -34,16 +33,11 @@ def train(data: Path, backbone: Path, run: Path, cache: Path, *extra: str) -> fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", type=Path, required=True)
-    parser.add_argument("--images", type=int, default=300)
-    parser.add_argument("--no-cache-images", type=int, default=60)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny set, 1 repeat")
-    args = parser.parse_args()
-    if args.quick:
-        args.images, args.no_cache_images, args.repeats, args.image_size = 20, 10, 1, 64
+    options = parser(__doc__, images=300, quick_images=20)
+    options.add_argument("--no-cache-images", type=int, default=60,
+                         help="images for the slow --no-cache run (at most --images)")
+    args = options.parse_args()
+    args.no_cache_images = min(args.no_cache_images, args.images // 2)
     size = ("--image-size", str(args.image_size))
     runs: dict[str, list[float]] = {"cold_1_epoch": [], "cold_20_epochs": [], "warm_rerun": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -75,3 +75,20 @@ def save(name: str, result: dict[str, object]) -> Path:
     path.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
     return path
+
+
+def parser(doc: str, images: int, quick_images: int = 16):
+    """The options every data benchmark takes; ``--quick`` shrinks them to a smoke run."""
+    import argparse
+
+    class Quick(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            namespace.images, namespace.repeats, namespace.image_size = quick_images, 1, 64
+
+    result = argparse.ArgumentParser(description=doc.splitlines()[0])
+    result.add_argument("--backbone", type=Path, required=True)
+    result.add_argument("--images", type=int, default=images)
+    result.add_argument("--repeats", type=int, default=3)
+    result.add_argument("--image-size", type=int, default=224)
+    result.add_argument("--quick", nargs=0, action=Quick, help="smoke run: tiny sizes, 1 repeat")
+    return result

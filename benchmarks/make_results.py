@@ -26,6 +26,7 @@ def verdict(value: float, target: float, at_most: bool) -> str:
 def main() -> None:
     backbone, extraction = load("backbone"), load("extraction")
     train, memory, predict = load("train_epochs"), load("memory"), load("predict")
+    boundary = load("boundary")
     m = backbone["machine"]
     f = train["figures"]
     r = backbone["results"]
@@ -71,6 +72,10 @@ def main() -> None:
         f"{predict['phases_s']['inference']['median']:.2f} s); `resnet-ft --help` "
         f"{cell(predict['help_s'], 's', 2)} | --help "
         f"{verdict(predict['help_s']['median'], 1.0, True)} |",
+        f"| 8 | `--trainable block4` phase-2 epoch on the boundary cache vs a full forward "
+        f"pass ({boundary['images']} images) | {cell(boundary['block4_epoch_s'])} vs "
+        f"{cell(boundary['full_forward_s'])} | "
+        f"{verdict(boundary['ratio_epoch_over_forward'], 0.35, True)} |",
         "",
         (HERE / "NOTES.md").read_text() if (HERE / "NOTES.md").exists() else "",
     ]

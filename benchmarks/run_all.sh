@@ -15,7 +15,9 @@ B="$OUT/resnet_v1_101.keras"
 python benchmarks/bench_backbone.py $QUICK_FLAG
 python benchmarks/bench_extraction.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_train_epochs.py --backbone "$B" $QUICK_FLAG
-python benchmarks/bench_memory.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_boundary.py --backbone "$B" $QUICK_FLAG
+# One 3,670-image run takes ~10 minutes here; MEMORY_REPEATS=3 for the median of three.
+python benchmarks/bench_memory.py --backbone "$B" --repeats "${MEMORY_REPEATS:-1}" $QUICK_FLAG
 # A small trained run to predict with (1 epoch on 20 images is enough to time predict).
 if [[ ! -f "$OUT/predict_run/model.keras" ]]; then
   python -c "import sys; sys.path.insert(0, 'benchmarks'); from common import dataset; \

@@ -55,6 +55,51 @@ def assert_convert_fails(cli, tmp_path, src, *fragments: str, extra=()) -> None:
     assert list(out.parent.iterdir()) == [], "a failed conversion must leave nothing behind"
 
 
+def resume_one_more_epoch(run, done: int, env: dict) -> None:
+    """``--resume`` an interrupted run for one more epoch; history has each epoch once."""
+    import csv
+    import subprocess
+    import sys
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "resnet_ft", "train", "-o", str(run), "--resume", "--epochs",
+         str(done + 1)], capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [row["epoch"] for row in csv.DictReader((run / "history.csv").open())]
+    assert epochs == [str(e) for e in range(1, done + 2)]
+
+
+#: The default head on 5 classes: Dense(2048 -> 1024) + Dense(1024 -> 5).
+HEAD_PARAMS = 2048 * 1024 + 1024 + 1024 * 5 + 5
+
+
+def train_predict_summary(cli, tmp_path, backbone) -> dict:
+    """One small end-to-end run on ``backbone``; returns ``summary --json`` of the run.
+
+    Every family must go through train, predict and summary like a slim backbone.
+    """
+    import json
+
+    from resnet_ft.standin import FLOWER_CLASSES, write_standin_images
+
+    data = write_standin_images(tmp_path / "data", per_class=4, min_size=40, max_size=64)
+    run = tmp_path / "run"
+    result = cli("train", data, "--backbone", backbone, "-o", run, "--epochs", 1,
+                 "--image-size", 48, "--batch-size", 8, "--cache-dir", tmp_path / "cache")
+    assert result.code == 0, result.err
+    result = cli("predict", run, next((data / "tulips").glob("*.jpg")), "--json")
+    assert result.code == 0, result.err
+    [entry] = json.loads(result.out)
+    assert entry["label"] in FLOWER_CLASSES
+    assert sum(t["probability"] for t in entry["top_k"]) == pytest.approx(1.0, abs=1e-4)
+    result = cli("summary", run, "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["trainable"] == HEAD_PARAMS
+    return summary
+
+
 @pytest.fixture(scope="session")
 def standin_checkpoint(tmp_path_factory):
     """A random-weight resnet_v1_101 checkpoint in the official format (written once)."""

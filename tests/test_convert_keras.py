@@ -10,24 +10,20 @@ only there, since Keras' classifier model is fixed to 224).
 
 from __future__ import annotations
 
-import json
-
 import h5py
 import numpy as np
 import pytest
-from conftest import assert_convert_fails
+from conftest import assert_convert_fails, train_predict_summary
 from keras_reference import make_reference, strip_layer_names
 
 from resnet_ft.checkpoints.keras_h5 import keras3_layer_order
 from resnet_ft.cli import main
 from resnet_ft.model_io import load_model, read_spec
-from resnet_ft.standin import FLOWER_CLASSES, write_standin_images
 
 TOLERANCE = 1e-4
 SIZES = (224, 161)
 #: keras.applications.ResNet50(include_top=False).count_params(), as Keras reports it.
 KERAS_RESNET50_NOTOP_PARAMS = 23_587_712
-HEAD_PARAMS = 2048 * 1024 + 1024 + 1024 * 5 + 5
 
 
 @pytest.fixture(scope="module")
@@ -186,19 +182,5 @@ def test_train_predict_summary_on_keras_backbone(ref50, cli, tmp_path):
     """A keras-family backbone goes through train, predict and summary like a slim one."""
     backbone = tmp_path / "backbone.keras"
     assert cli("convert", ref50.files["keras3_notop"], "-o", backbone).code == 0
-    data = write_standin_images(tmp_path / "data", per_class=4, min_size=40, max_size=64)
-    run = tmp_path / "run"
-    result = cli("train", data, "--backbone", backbone, "-o", run, "--epochs", 1,
-                 "--image-size", 48, "--batch-size", 8, "--cache-dir", tmp_path / "cache")
-    assert result.code == 0, result.err
-    image = next((data / "roses").glob("*.jpg"))
-    result = cli("predict", run, image, "--json")
-    assert result.code == 0, result.err
-    [entry] = json.loads(result.out)
-    assert entry["label"] in FLOWER_CLASSES
-    assert sum(t["probability"] for t in entry["top_k"]) == pytest.approx(1.0, abs=1e-4)
-    result = cli("summary", run, "--json")
-    assert result.code == 0, result.err
-    summary = json.loads(result.out)
-    assert summary["trainable"] == HEAD_PARAMS
+    summary = train_predict_summary(cli, tmp_path, backbone)
     assert summary["non_trainable"] == KERAS_RESNET50_NOTOP_PARAMS

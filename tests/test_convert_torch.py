@@ -9,28 +9,25 @@ of the strided 3x3 convs and of the max-pool differ with parity).
 
 from __future__ import annotations
 
-import json
 import sys
 
 import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import assert_convert_fails
+from conftest import assert_convert_fails, train_predict_summary
 from safetensors.numpy import save_file
 from torch_reference import make_reference
 
 from resnet_ft.checkpoints import FORMATS_HELP, detect_format
 from resnet_ft.cli import main
 from resnet_ft.model_io import load_model, read_spec
-from resnet_ft.standin import FLOWER_CLASSES, write_standin_images
 
 TOLERANCE = 1e-4
 SIZES = (224, 161)
 #: torchvision.models.resnet50() has 25,557,032 parameters (BN running statistics are
 #: buffers, not parameters); fc holds 2048 * 1000 + 1000 of them.
 TORCHVISION_RESNET50_BACKBONE_PARAMS = 25_557_032 - (2048 * 1000 + 1000)
-HEAD_PARAMS = 2048 * 1024 + 1024 + 1024 * 5 + 5
 
 
 @pytest.fixture(scope="module")
@@ -190,20 +187,6 @@ def test_train_predict_summary_on_torchvision_backbone(ref50, cli, tmp_path):
     """A torchvision-family backbone goes through train, predict and summary like a slim one."""
     backbone = tmp_path / "backbone.keras"
     assert cli("convert", ref50.files["safetensors"], "-o", backbone).code == 0
-    data = write_standin_images(tmp_path / "data", per_class=4, min_size=40, max_size=64)
-    run = tmp_path / "run"
-    result = cli("train", data, "--backbone", backbone, "-o", run, "--epochs", 1,
-                 "--image-size", 48, "--batch-size", 8, "--cache-dir", tmp_path / "cache")
-    assert result.code == 0, result.err
-    image = next((data / "tulips").glob("*.jpg"))
-    result = cli("predict", run, image, "--json")
-    assert result.code == 0, result.err
-    [entry] = json.loads(result.out)
-    assert entry["label"] in FLOWER_CLASSES
-    assert sum(t["probability"] for t in entry["top_k"]) == pytest.approx(1.0, abs=1e-4)
-    result = cli("summary", run, "--json")
-    assert result.code == 0, result.err
-    summary = json.loads(result.out)
-    assert summary["trainable"] == HEAD_PARAMS
+    summary = train_predict_summary(cli, tmp_path, backbone)
     frozen_parameters = summary["non_trainable"] - summary["bn_statistics"]
     assert frozen_parameters == TORCHVISION_RESNET50_BACKBONE_PARAMS

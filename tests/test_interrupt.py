@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -10,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import SMALL
+from conftest import SMALL, resume_one_more_epoch
 
 
 def test_sigint_saves_state_and_resume_finishes(flowers, backbone101, tmp_path):
@@ -37,10 +36,4 @@ def test_sigint_saves_state_and_resume_finishes(flowers, backbone101, tmp_path):
     assert done >= 1
     assert (run / "model.keras").is_file()  # the best epoch so far is usable right away
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "resnet_ft", "train", "-o", str(run), "--resume", "--epochs",
-         str(done + 1)], capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    epochs = [row["epoch"] for row in csv.DictReader((run / "history.csv").open())]
-    assert epochs == [str(e) for e in range(1, done + 2)]
+    resume_one_more_epoch(run, done, env)

@@ -94,7 +94,7 @@ class BoundaryCache:
         return self.root / f"{key[:32]}.npy"
 
     def load(self, lower: keras.Model, files: list[Path], views: int, spec: Preprocessing,
-             console: Console, description: str) -> np.ndarray:
+             console: Console, description: str, strategy=None) -> np.ndarray:
         """The cached array, computing and writing it (atomically) on a miss."""
         target = self.path(files, views)
         try:
@@ -107,7 +107,7 @@ class BoundaryCache:
         shape = (len(files), views, *lower.compute_output_shape((1, size, size, 3))[1:])
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=shape)
         try:
-            compute_boundary(lower, files, views, spec, array, console, description)
+            compute_boundary(lower, files, views, spec, array, console, description, strategy)
             array.flush()
             del array
             os.replace(tmp, target)
@@ -117,9 +117,14 @@ class BoundaryCache:
 
 
 def compute_boundary(lower, files: list[Path], views: int, spec: Preprocessing, out: np.ndarray,
-                     console: Console, description: str) -> None:
-    """Fill ``out[i, v]`` with the frozen stages' output of file i (v = 1: mirrored)."""
+                     console: Console, description: str, strategy=None) -> None:
+    """Fill ``out[i, v]`` with the frozen stages' output of file i (v = 1: mirrored).
+
+    Under a distribution strategy each replica computes a slice of every batch.
+    """
     import tensorflow as tf
+
+    from resnet_ft.distribute import run_sharded
 
     @tf.function(reduce_retracing=True)
     def run(pixels: tf.Tensor) -> tf.Tensor:
@@ -130,7 +135,8 @@ def compute_boundary(lower, files: list[Path], views: int, spec: Preprocessing, 
     position = 0
     with track(console, description, len(files)) as progress:
         for pixels, _ in image_dataset([str(p) for p in files], spec).batch(16).prefetch(2):
-            values = run(pixels).numpy()
+            values = run(pixels).numpy() if strategy is None else run_sharded(
+                strategy, run, pixels.numpy())
             out[position : position + len(values)] = values.astype(np.float16)
             position += len(values)
             progress.advance(len(values))

@@ -350,8 +350,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool,
         if cached:
             boundary = BoundaryCache(cache_root, backbone_id, spec, config.trainable)
             source2 = ArraySource(
-                boundary.load(lower, train_paths, views, spec, console, "caching frozen stages"),
-                boundary.load(lower, val_paths, 1, spec, console, "caching frozen stages (val)"),
+                boundary.load(lower, train_paths, views, spec, console, "caching frozen stages",
+                              strategy),
+                boundary.load(lower, val_paths, 1, spec, console,
+                              "caching frozen stages (val)", strategy),
             )
             with policy(config.precision):
                 model2 = phase2_model(upper, head)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import errno
 import json
 import os
@@ -12,7 +11,7 @@ import sys
 import time
 
 import keras
-from conftest import SMALL, assert_one_line_error
+from conftest import SMALL, assert_one_line_error, resume_one_more_epoch
 
 from resnet_ft.model_io import load_model
 
@@ -37,13 +36,7 @@ def test_kill_9_then_resume(flowers, backbone101, tmp_path):
     assert done >= 2
     if (run / "model.keras").exists():  # whenever it exists, it is complete
         load_model(run / "model.keras")
-    resumed = subprocess.run(
-        [sys.executable, "-m", "resnet_ft", "train", "-o", str(run), "--resume", "--epochs",
-         str(done + 1)], capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    epochs = [row["epoch"] for row in csv.DictReader((run / "history.csv").open())]
-    assert epochs == [str(e) for e in range(1, done + 2)]
+    resume_one_more_epoch(run, done, env)
     load_model(run / "model.keras")
     assert not [p.name for p in (run / "state").iterdir() if p.name.startswith(".")]
 
