@@ -500,3 +500,20 @@ def test_fetch_flowers_downloads_extracts_and_is_idempotent(
     dl.fetch_flowers(data, base_url=server.base_url, console=console)
     assert server.state.hits == hits + 1
     assert (data / "resnet_v1_101.ckpt").read_bytes() == b"fake checkpoint bytes"
+
+
+def test_data_flowers_command(server: LocalServer, tmp_path: Path, cli) -> None:
+    """`resnet-ft data flowers DEST --base-url` end to end, and a clean error for a 404."""
+    server.state.files[dl.FLOWER_PHOTOS.filename] = _tar_bytes(
+        [_file("flower_photos/daisy/1.jpg", b"\xff\xd8daisy")]
+    )
+    server.state.files[dl.RESNET_V1_101_SLIM.filename] = _tar_bytes(
+        [_file("resnet_v1_101.ckpt", b"fake checkpoint bytes")]
+    )
+    result = cli("data", "flowers", tmp_path / "data", "--base-url", server.base_url)
+    assert result.code == 0, result.err
+    assert f"flower_photos: {tmp_path / 'data' / 'flower_photos'}" in result.out
+    assert (tmp_path / "data" / "resnet_v1_101.ckpt").read_bytes() == b"fake checkpoint bytes"
+    del server.state.files[dl.FLOWER_PHOTOS.filename]
+    missing = cli("data", "flowers", tmp_path / "other", "--base-url", server.base_url)
+    assert missing.code != 0 and missing.err.startswith("error: ") and "404" in missing.err

@@ -339,7 +339,8 @@ def data_flowers(
     from resnet_ft.download import fetch_flowers
     from resnet_ft.reporting import console
 
-    paths = fetch_flowers(dest, base_url=base_url, console=console(stderr=True))
+    errors = console(stderr=True)
+    paths = fetch_flowers(dest, base_url=base_url, console=errors, progress=errors.is_terminal)
     for name, path in paths.items():
         console().print(f"{name}: {path}")
 
