@@ -107,26 +107,34 @@ def tf_slim(size: int, batch: int):
     return lambda x: session.run(output, {pixels: x})
 
 
+def _batch(size: int, pixels: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, (size, pixels, pixels, 3)).astype(np.float32)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--output", default="backbone", help="name of the result file")
     args = parser.parse_args()
     if args.quick:
         args.batch, args.size, args.steps = 4, 96, 2
-    batch = np.random.default_rng(0).uniform(0, 255, (args.batch, args.size, args.size, 3))
-    batch = batch.astype(np.float32)
+    batch = _batch(args.batch, args.size)
     results = {
         "ours": throughput(ours(jit=False), batch, args.steps),
         "ours_xla": throughput(ours(jit=True), batch, args.steps),
         "ours_bn_folded": throughput(ours_folded(), batch, args.steps),
+        **{f"ours_batch_{size}": throughput(ours(jit=False), _batch(size, args.size),
+                                            args.steps) for size in (8, 32)},
         "keras_applications": throughput(keras_applications(), batch, args.steps),
         "tf_slim": throughput(tf_slim(args.size, args.batch), batch, args.steps),
     }
     best = max(results["ours"]["images_per_s"], results["ours_xla"]["images_per_s"])
-    save("backbone", {
+    save(args.output, {
+        "onednn": __import__("os").environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "machine": machine(), "batch": args.batch, "size": args.size, "results": results,
         "ratio_vs_slim": best / results["tf_slim"]["images_per_s"],
         "ratio_vs_keras": best / results["keras_applications"]["images_per_s"],

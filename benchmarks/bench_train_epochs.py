@@ -33,7 +33,7 @@ def train(data: Path, backbone: Path, run: Path, cache: Path, *extra: str) -> fl
 
 
 def main() -> None:
-    options = parser(__doc__, images=300, quick_images=20)
+    options = parser(__doc__, images=750, quick_images=20)
     options.add_argument("--no-cache-images", type=int, default=60,
                          help="images for the slow --no-cache run (at most --images)")
     args = options.parse_args()

@@ -23,6 +23,27 @@ def verdict(value: float, target: float, at_most: bool) -> str:
     return f"**{value:.2f}** ({'≤' if at_most else '≥'} {target}: {'met' if met else 'NOT met'})"
 
 
+def tried(backbone: dict) -> list[str]:
+    """One table row per measured variant of our backbone (and oneDNN off, if measured)."""
+    results = backbone["results"]
+    plain = results["ours"]["images_per_s"]
+    names = {
+        "ours": f"plain tf.function, batch {backbone['batch']} (shipped)",
+        "ours_xla": "XLA `jit_compile=True`",
+        "ours_bn_folded": "BatchNorm folded into the convolutions",
+        "ours_batch_8": "batch 8",
+        "ours_batch_32": "batch 32",
+        "keras_applications": "(reference) keras.applications.ResNet101",
+        "tf_slim": "(reference) tf-slim resnet_v1_101 graph",
+    }
+    rows = [f"| {names[k]} | {v['images_per_s']:.1f} | {v['images_per_s'] / plain:.2f} |"
+            for k, v in results.items() if k in names]
+    if (OUT / "backbone_no_onednn.json").exists():
+        off = load("backbone_no_onednn")["results"]["ours"]["images_per_s"]
+        rows.append(f"| oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`) | {off:.1f} | {off / plain:.2f} |")
+    return rows
+
+
 def main() -> None:
     backbone, extraction = load("backbone"), load("extraction")
     train, memory, predict = load("train_epochs"), load("memory"), load("predict")
@@ -76,6 +97,12 @@ def main() -> None:
         f"pass ({boundary['images']} images) | {cell(boundary['block4_epoch_s'])} vs "
         f"{cell(boundary['full_forward_s'])} | "
         f"{verdict(boundary['ratio_epoch_over_forward'], 0.35, True)} |",
+        "",
+        "## What was tried for the backbone forward (figure 4)",
+        "",
+        "| variant | images/s | vs plain |",
+        "|---|---|---|",
+        *tried(backbone),
         "",
         (HERE / "NOTES.md").read_text() if (HERE / "NOTES.md").exists() else "",
     ]

@@ -13,6 +13,7 @@ if [[ ! -f "$OUT/resnet_v1_101.keras" ]]; then
 fi
 B="$OUT/resnet_v1_101.keras"
 python benchmarks/bench_backbone.py $QUICK_FLAG
+TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_backbone.py --output backbone_no_onednn $QUICK_FLAG
 python benchmarks/bench_extraction.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_train_epochs.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_boundary.py --backbone "$B" $QUICK_FLAG

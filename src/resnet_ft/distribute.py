@@ -3,7 +3,7 @@
 ``--strategy``:
 
 * ``auto`` — all local GPUs when there are several (MirroredStrategy), else one device.
-* ``one-device`` — the first GPU, or the CPU.
+* ``one-device`` — the first GPU, or the CPU (TensorFlow's default strategy).
 * ``mirrored`` — MirroredStrategy over all local GPUs (or, without GPUs, over the
   logical CPU devices that ``RESNET_FT_CPU_DEVICES=N`` creates — for testing).
 * ``multi-worker`` — MultiWorkerMirroredStrategy configured from ``TF_CONFIG``; the
@@ -62,7 +62,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    # One device: the default strategy (TF places ops on the first GPU by itself) — it
+    # adds nothing to every step, where OneDeviceStrategy costs ~20 % on a small head.
+    return tf.distribute.get_strategy()
 
 
 def worker_index() -> int:

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,12 +62,23 @@ class FeatureTable:
     extracted: int = 0  # images that went through the backbone (cache misses)
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def pooled_features(backbone: keras.Model, views: int):
     """A compiled function: pixels (B, h, w, 3) -> pooled features (B, views, C).
 
     View 1 is the horizontal mirror; both views go through the backbone as one
-    batch, which is faster than two calls.
+    batch, which is faster than two calls. Compiled once per backbone and view
+    count: tracing and optimising a 300-layer graph costs seconds.
     """
+    compiled = _COMPILED.setdefault(backbone, {})
+    if views not in compiled:
+        compiled[views] = _compile_pooled(backbone, views)
+    return compiled[views]
+
+
+def _compile_pooled(backbone: keras.Model, views: int):
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)

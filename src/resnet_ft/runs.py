@@ -74,15 +74,14 @@ class RunState:
             return None
 
     def commit(self, epoch: int, head, optimizer, state: dict[str, Any], best: bool) -> None:
-        with atomic_path(self.dir / f"head-{epoch}.weights.h5", suffix=".weights.h5") as tmp:
+        weights = self.dir / f"head-{epoch}.weights.h5"
+        with atomic_path(weights, suffix=".weights.h5") as tmp:
             head.save_weights(tmp)
-        if best:
-            with atomic_path(self.dir / f"best-{epoch}.weights.h5", suffix=".weights.h5") as tmp:
-                head.save_weights(tmp)
-        buffer = io.BytesIO()
-        np.savez(buffer, *[np.asarray(v) for v in optimizer.variables])
-        with atomic_path(self.dir / f"optimizer-{epoch}.npz") as tmp:
-            tmp.write_bytes(buffer.getvalue())
+        if best:  # the same bytes: a copy, not a second serialisation
+            with atomic_path(self.dir / f"best-{epoch}.weights.h5") as tmp:
+                shutil.copyfile(weights, tmp)
+        with atomic_path(self.dir / f"optimizer-{epoch}.npz") as tmp, open(tmp, "wb") as out:
+            np.savez(out, *[np.asarray(v) for v in optimizer.variables])
         write_text(self.dir / "state.json", json.dumps(state, indent=2))
         keep = {f"head-{epoch}.weights.h5", f"optimizer-{epoch}.npz",
                 f"best-{state['best_epoch']}.weights.h5", "state.json"}
