@@ -93,7 +93,7 @@ def main() -> None:
         f"{predict['phases_s']['inference']['median']:.2f} s); `resnet-ft --help` "
         f"{cell(predict['help_s'], 's', 2)} | --help "
         f"{verdict(predict['help_s']['median'], 1.0, True)} |",
-        f"| 8 | `--trainable block4` phase-2 epoch on the boundary cache vs a full forward "
+        f"| #8 | `--trainable block4` phase-2 epoch on the boundary cache vs a full forward "
         f"pass ({boundary['images']} images) | {cell(boundary['block4_epoch_s'])} vs "
         f"{cell(boundary['full_forward_s'])} | "
         f"{verdict(boundary['ratio_epoch_over_forward'], 0.35, True)} |",
