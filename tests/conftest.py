@@ -47,6 +47,13 @@ def assert_one_line_error(result: CliResult, *fragments: str, code: int = 2) -> 
         assert fragment in line, (fragment, line)
 
 
+def relative_error(ours, reference) -> float:
+    """max |ours - reference| / max |reference|: the equivalence tests' measure."""
+    import numpy as np
+
+    return float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
+
+
 def assert_convert_fails(cli, tmp_path, src, *fragments: str, extra=()) -> None:
     """``convert`` refuses ``src`` with one error line, and leaves nothing behind."""
     out = tmp_path / "out" / "backbone.keras"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from conftest import assert_convert_fails, train_predict_summary
+from conftest import assert_convert_fails, relative_error, train_predict_summary
 from keras_reference import make_reference, strip_layer_names
 
 from resnet_ft.checkpoints.keras_h5 import keras3_layer_order
@@ -54,9 +54,6 @@ def converted(request, tmp_path_factory):
     return reference, load_model(out)
 
 
-def _relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
-
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -66,7 +63,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def test_reference_legacy_file_is_what_keras_loads(reference):
     """Keras' legacy loader read our Keras 2 file into the notop model: same features."""
-    assert _relative_error(reference.features[224], reference.features_full) <= 1e-6
+    assert relative_error(reference.features[224], reference.features_full) <= 1e-6
 
 
 def test_keras3_layer_order_is_keras_order(reference):
@@ -79,7 +76,7 @@ def test_features_match_keras(converted, size):
     reference, model = converted
     features, _ = model(reference.images[size])
     assert features.shape == reference.features[size].shape
-    assert _relative_error(np.asarray(features), reference.features[size]) <= TOLERANCE
+    assert relative_error(np.asarray(features), reference.features[size]) <= TOLERANCE
 
 
 def test_logits_match_keras(converted):
@@ -87,8 +84,8 @@ def test_logits_match_keras(converted):
     _, logits = model(reference.images[224])
     logits = np.asarray(logits)
     assert logits.shape == (2, 1000)
-    assert _relative_error(logits, reference.logits) <= TOLERANCE
-    assert _relative_error(_softmax(logits), reference.probabilities) <= TOLERANCE
+    assert relative_error(logits, reference.logits) <= TOLERANCE
+    assert relative_error(_softmax(logits), reference.probabilities) <= TOLERANCE
 
 
 @pytest.mark.parametrize("layout", ["legacy_notop", "keras3_notop", "keras3_unnamed"])
@@ -99,7 +96,7 @@ def test_other_layouts_convert_exactly(ref50, layout, tmp_path, cli):
     assert "ResNet-50, keras family" in result.out
     model = load_model(out)
     assert len(model.outputs) == 1
-    assert _relative_error(np.asarray(model(ref50.images[161])), ref50.features[161]) <= TOLERANCE
+    assert relative_error(np.asarray(model(ref50.images[161])), ref50.features[161]) <= TOLERANCE
     spec = read_spec(out)["backbone"]
     assert (spec["family"], spec["depth"], spec["include_top"]) == ("keras", 50, False)
     assert spec["normalization"]["offset"] == pytest.approx([-123.68, -116.779, -103.939])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import relative_error
 from slim_reference import make_reference
 
 from resnet_ft.model_io import load_backbone, load_imagenet_classifier, read_spec
@@ -32,16 +33,13 @@ def converted(reference, tmp_path_factory):
     return out
 
 
-def _relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
-
 
 @pytest.mark.parametrize("size", SIZES)
 def test_block4_features_match_slim(reference, converted, size):
     backbone = load_backbone(converted)
     ours = np.asarray(backbone(reference.images[size]))
     assert ours.shape == reference.block4[size].shape
-    assert _relative_error(ours, reference.block4[size]) <= TOLERANCE
+    assert relative_error(ours, reference.block4[size]) <= TOLERANCE
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -49,7 +47,7 @@ def test_logits_match_slim(reference, converted, size):
     classifier = load_imagenet_classifier(converted)
     ours = np.asarray(classifier(reference.images[size]))
     assert ours.shape == (2, 1000)
-    assert _relative_error(ours, reference.logits[size]) <= TOLERANCE
+    assert relative_error(ours, reference.logits[size]) <= TOLERANCE
 
 
 def test_features_only_conversion_matches(reference, tmp_path, cli):
@@ -59,7 +57,7 @@ def test_features_only_conversion_matches(reference, tmp_path, cli):
     backbone = load_backbone(out)
     assert len(backbone.outputs) == 1
     ours = np.asarray(backbone(reference.images[224]))
-    assert _relative_error(ours, reference.block4[224]) <= TOLERANCE
+    assert relative_error(ours, reference.block4[224]) <= TOLERANCE
     spec = read_spec(out)
     assert spec["backbone"]["family"] == "slim"
     assert spec["backbone"]["include_top"] is False

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import assert_convert_fails, train_predict_summary
+from conftest import assert_convert_fails, relative_error, train_predict_summary
 from safetensors.numpy import save_file
 from torch_reference import make_reference
 
@@ -53,9 +53,6 @@ def converted(request, tmp_path_factory):
     return reference, load_model(out)
 
 
-def _relative_error(ours: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.max(np.abs(ours - ref)) / np.max(np.abs(ref)))
-
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -63,9 +60,9 @@ def test_features_and_logits_match_torch(converted, size):
     reference, model = converted
     features, logits = (np.asarray(t) for t in model(reference.images[size]))
     assert features.shape == reference.features[size].shape
-    assert _relative_error(features, reference.features[size]) <= TOLERANCE
+    assert relative_error(features, reference.features[size]) <= TOLERANCE
     assert logits.shape == (2, 1000)
-    assert _relative_error(logits, reference.logits[size]) <= TOLERANCE
+    assert relative_error(logits, reference.logits[size]) <= TOLERANCE
 
 
 def test_spec_records_family_and_normalisation(ref50, tmp_path, cli):

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from resnet_ft.architectures import FEATURE_CHANNELS
 from resnet_ft.errors import InputError
-from resnet_ft.model_io import load_model, read_spec
+from resnet_ft.model_io import load_model
 from resnet_ft.runs import LABELS_FILE, model_path
 
 if TYPE_CHECKING:
@@ -88,8 +88,3 @@ def read_labels(run_dir: Path) -> list[str]:
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise InputError(f"{run_dir / LABELS_FILE} must be a JSON list of class names")
     return labels
-
-
-def run_spec(run_dir: Path) -> dict[str, Any]:
-    """The preprocessing and labels stored inside a run's model file."""
-    return read_spec(model_path(run_dir))

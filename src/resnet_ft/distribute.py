@@ -87,11 +87,14 @@ def sharded(strategy: tf.distribute.Strategy, array: np.ndarray):
         lambda context: parts[context.replica_id_in_sync_group])
 
 
-def run_sharded(strategy: tf.distribute.Strategy, function, array: np.ndarray) -> np.ndarray:
-    """``function`` on each replica's slice; the results gathered back in order."""
+def run_sharded(strategy: tf.distribute.Strategy | None, function, array: np.ndarray) -> np.ndarray:
+    """``function`` on each replica's slice; the results gathered back in order.
+
+    ``None`` (no strategy) and one-replica strategies just call ``function``.
+    """
     import tensorflow as tf
 
-    if strategy.num_replicas_in_sync == 1:
+    if strategy is None or strategy.num_replicas_in_sync == 1:
         return function(tf.convert_to_tensor(array)).numpy()
     result = strategy.run(function, args=(sharded(strategy, array),))
     return strategy.gather(result, axis=0).numpy()

@@ -68,24 +68,30 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def pooled_features(backbone: keras.Model, views: int):
     """A compiled function: pixels (B, h, w, 3) -> pooled features (B, views, C).
 
-    View 1 is the horizontal mirror; both views go through the backbone as one
-    batch, which is faster than two calls. Compiled once per backbone and view
-    count: tracing and optimising a 300-layer graph costs seconds.
+    Compiled once per backbone and view count: tracing and optimising a
+    300-layer graph costs seconds.
     """
     compiled = _COMPILED.setdefault(backbone, {})
     if views not in compiled:
-        compiled[views] = _compile_pooled(backbone, views)
+        compiled[views] = view_outputs(backbone, views, pool=True)
     return compiled[views]
 
 
-def _compile_pooled(backbone: keras.Model, views: int):
+def view_outputs(model: keras.Model, views: int, *, pool: bool):
+    """A compiled function: pixels (B, h, w, 3) -> ``model`` outputs per view (B, views, ...).
+
+    View 1 is the horizontal mirror; both views go through the model as one
+    batch, which is faster than two calls. ``pool`` averages the spatial axes.
+    """
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def run(pixels: tf.Tensor) -> tf.Tensor:
         batch = pixels if views == 1 else tf.concat([pixels, tf.reverse(pixels, [2])], 0)
-        pooled = tf.reduce_mean(backbone(batch, training=False), axis=[1, 2])
-        return tf.transpose(tf.reshape(pooled, (views, -1, pooled.shape[-1])), (1, 0, 2))
+        result = model(batch, training=False)
+        if pool:
+            result = tf.reduce_mean(result, axis=[1, 2])
+        return tf.stack(tf.split(result, views), axis=1)
 
     return run
 
@@ -210,6 +216,4 @@ def _run(run, pixels: tf.Tensor, ok: np.ndarray, strategy) -> np.ndarray:
     from resnet_ft.distribute import run_sharded
 
     selected = pixels.numpy() if ok.all() else pixels.numpy()[ok]
-    if strategy is None:
-        return run(selected).numpy()
     return run_sharded(strategy, run, selected)

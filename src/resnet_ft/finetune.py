@@ -122,21 +122,14 @@ def compute_boundary(lower, files: list[Path], views: int, spec: Preprocessing, 
 
     Under a distribution strategy each replica computes a slice of every batch.
     """
-    import tensorflow as tf
-
     from resnet_ft.distribute import run_sharded
+    from resnet_ft.features import view_outputs
 
-    @tf.function(reduce_retracing=True)
-    def run(pixels: tf.Tensor) -> tf.Tensor:
-        batch = pixels if views == 1 else tf.concat([pixels, tf.reverse(pixels, [2])], 0)
-        result = lower(batch, training=False)
-        return tf.stack(tf.split(result, views), axis=1)
-
+    run = view_outputs(lower, views, pool=False)
     position = 0
     with track(console, description, len(files)) as progress:
         for pixels, _ in image_dataset([str(p) for p in files], spec).batch(16).prefetch(2):
-            values = run(pixels).numpy() if strategy is None else run_sharded(
-                strategy, run, pixels.numpy())
+            values = run_sharded(strategy, run, pixels.numpy())
             out[position : position + len(values)] = values.astype(np.float16)
             position += len(values)
             progress.advance(len(values))
