@@ -37,7 +37,7 @@ def throughput(step, batch: np.ndarray, steps: int) -> dict[str, float]:
 def ours(jit: bool):
     import tensorflow as tf
 
-    from resnet_ft.architectures import SLIM, build_resnet
+    from resnet_ft.models.architectures import SLIM, build_resnet
 
     model = build_resnet(SLIM, 101)
     run = tf.function(lambda x: model(x, training=False), jit_compile=jit)
@@ -50,7 +50,7 @@ def ours_folded():
     import numpy as np
     import tensorflow as tf
 
-    from resnet_ft.architectures import SLIM, build_resnet
+    from resnet_ft.models.architectures import SLIM, build_resnet
 
     model = build_resnet(SLIM, 101)
     bn_after = {layer.name.removesuffix(".BatchNorm"): layer for layer in model.layers

@@ -27,14 +27,17 @@ def main() -> None:
     import tensorflow as tf
     from rich.console import Console
 
-    from resnet_ft.classifier import build_head
-    from resnet_ft.config import TrainConfig
-    from resnet_ft.dataset import list_images
-    from resnet_ft.features import extract
-    from resnet_ft.finetune import compute_boundary, phase2_model, set_trainable, split_backbone
-    from resnet_ft.model_io import load_backbone
-    from resnet_ft.preprocessing import Preprocessing
-    from resnet_ft.training import ArraySource, _train_step, make_optimizer
+    from resnet_ft.data.folders import list_images
+    from resnet_ft.data.preprocessing import Preprocessing
+    from resnet_ft.features.boundary import compute_boundary
+    from resnet_ft.features.extract import extract
+    from resnet_ft.models.files import load_backbone
+    from resnet_ft.models.head import build_head
+    from resnet_ft.models.unfreeze import phase2_model, set_trainable, split_backbone
+    from resnet_ft.training.config import TrainConfig
+    from resnet_ft.training.sources import ArraySource
+    from resnet_ft.training.step import make_optimizer
+    from resnet_ft.training.step import train_step as _train_step
 
     quiet = Console(quiet=True)
     backbone = load_backbone(args.backbone)

@@ -26,10 +26,10 @@ def main() -> None:
 
     from rich.console import Console
 
-    from resnet_ft.dataset import list_images
-    from resnet_ft.features import EXTRACT_BATCH, extract, pooled_features
-    from resnet_ft.model_io import load_backbone
-    from resnet_ft.preprocessing import Preprocessing, image_dataset
+    from resnet_ft.data.folders import list_images
+    from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+    from resnet_ft.features.extract import EXTRACT_BATCH, extract, pooled_features
+    from resnet_ft.models.files import load_backbone
 
     backbone = load_backbone(args.backbone)
     spec = Preprocessing(args.image_size)

@@ -47,7 +47,7 @@ def dataset(target: Path, count: int) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, dest)
     else:
-        from resnet_ft.standin import write_standin_images
+        from resnet_ft.data.standin import write_standin_images
 
         write_standin_images(target, per_class=max(count // 5, 2), min_size=134, max_size=512)
     return target

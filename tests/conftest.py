@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
 
-from resnet_ft.cli import main
+from resnet_ft.cli.app import main
 
 
 class CliResult:
@@ -88,7 +88,7 @@ def train_predict_summary(cli, tmp_path, backbone) -> dict:
     """
     import json
 
-    from resnet_ft.standin import FLOWER_CLASSES, write_standin_images
+    from resnet_ft.data.standin import FLOWER_CLASSES, write_standin_images
 
     data = write_standin_images(tmp_path / "data", per_class=4, min_size=40, max_size=64)
     run = tmp_path / "run"
@@ -110,7 +110,7 @@ def train_predict_summary(cli, tmp_path, backbone) -> dict:
 @pytest.fixture(scope="session")
 def standin_checkpoint(tmp_path_factory):
     """A random-weight resnet_v1_101 checkpoint in the official format (written once)."""
-    from resnet_ft.standin import write_standin_checkpoint
+    from resnet_ft.conversion.standin import write_standin_checkpoint
 
     return write_standin_checkpoint(tmp_path_factory.mktemp("ckpt") / "resnet_v1_101.ckpt", 101)
 
@@ -118,7 +118,7 @@ def standin_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def backbone101(standin_checkpoint, tmp_path_factory):
     """The stand-in checkpoint converted to a slim ResNet-101 backbone file (with top)."""
-    from resnet_ft.convert import convert
+    from resnet_ft.conversion.converter import convert
 
     out = tmp_path_factory.mktemp("backbone") / "resnet_v1_101.keras"
     convert(standin_checkpoint, out, include_top=True)
@@ -131,7 +131,7 @@ SMALL = ("--image-size", 48, "--batch-size", 8)
 @pytest.fixture(scope="session")
 def flowers(tmp_path_factory):
     """5 classes x 8 small generated JPEGs in the flower_photos layout."""
-    from resnet_ft.standin import write_standin_images
+    from resnet_ft.data.standin import write_standin_images
 
     return write_standin_images(
         tmp_path_factory.mktemp("data") / "flowers", per_class=8, min_size=40, max_size=80

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_ft.architectures import SLIM
-from resnet_ft.standin import random_weights
+from resnet_ft.conversion.standin import random_weights
+from resnet_ft.models.architectures import SLIM
 
 
 def import_slim():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import assert_convert_fails, assert_one_line_error
 
-from resnet_ft.checkpoints import slim
-from resnet_ft.standin import random_weights, slim_variable_shapes
+from resnet_ft.conversion.formats import slim
+from resnet_ft.conversion.standin import random_weights, slim_variable_shapes
 
 SCOPE = "resnet_v1_50"
 

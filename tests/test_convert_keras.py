@@ -16,9 +16,9 @@ import pytest
 from conftest import assert_convert_fails, relative_error, train_predict_summary
 from keras_reference import make_reference, strip_layer_names
 
-from resnet_ft.checkpoints.keras_h5 import keras3_layer_order
-from resnet_ft.cli import main
-from resnet_ft.model_io import load_model, read_spec
+from resnet_ft.cli.app import main
+from resnet_ft.conversion.formats.keras_h5 import keras3_layer_order
+from resnet_ft.models.files import load_model, read_metadata
 
 TOLERANCE = 1e-4
 SIZES = (224, 161)
@@ -97,7 +97,7 @@ def test_other_layouts_convert_exactly(ref50, layout, tmp_path, cli):
     model = load_model(out)
     assert len(model.outputs) == 1
     assert relative_error(np.asarray(model(ref50.images[161])), ref50.features[161]) <= TOLERANCE
-    spec = read_spec(out)["backbone"]
+    spec = read_metadata(out)["backbone"]
     assert (spec["family"], spec["depth"], spec["include_top"]) == ("keras", 50, False)
     assert spec["normalization"]["offset"] == pytest.approx([-123.68, -116.779, -103.939])
 

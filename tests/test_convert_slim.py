@@ -12,7 +12,7 @@ import pytest
 from conftest import relative_error
 from slim_reference import make_reference
 
-from resnet_ft.model_io import load_backbone, load_imagenet_classifier, read_spec
+from resnet_ft.models.files import load_backbone, load_imagenet_classifier, read_metadata
 
 TOLERANCE = 1e-4
 SIZES = (224, 161)
@@ -26,7 +26,7 @@ def reference(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def converted(reference, tmp_path_factory):
     """The reference checkpoint converted once with --include-top through the CLI entry point."""
-    from resnet_ft.cli import main
+    from resnet_ft.cli.app import main
 
     out = tmp_path_factory.mktemp("converted") / "backbone.keras"
     assert main(["convert", str(reference.prefix), "-o", str(out), "--include-top"]) == 0
@@ -58,7 +58,7 @@ def test_features_only_conversion_matches(reference, tmp_path, cli):
     assert len(backbone.outputs) == 1
     ours = np.asarray(backbone(reference.images[224]))
     assert relative_error(ours, reference.block4[224]) <= TOLERANCE
-    spec = read_spec(out)
+    spec = read_metadata(out)
     assert spec["backbone"]["family"] == "slim"
     assert spec["backbone"]["include_top"] is False
 
@@ -69,7 +69,7 @@ def test_directory_source_and_depth_detection(reference, tmp_path, cli):
     assert result.code == 0, result.err
     depth = int(reference.prefix.name.split("_")[-1].split(".")[0])
     assert f"ResNet-{depth}" in result.out
-    assert read_spec(out)["backbone"]["depth"] == depth
+    assert read_metadata(out)["backbone"]["depth"] == depth
 
 
 def test_layer_names_mirror_slim_scopes(converted):

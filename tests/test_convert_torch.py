@@ -19,9 +19,9 @@ from conftest import assert_convert_fails, relative_error, train_predict_summary
 from safetensors.numpy import save_file
 from torch_reference import make_reference
 
-from resnet_ft.checkpoints import FORMATS_HELP, detect_format
-from resnet_ft.cli import main
-from resnet_ft.model_io import load_model, read_spec
+from resnet_ft.cli.app import main
+from resnet_ft.conversion.formats import FORMATS_HELP, detect_format
+from resnet_ft.models.files import load_model, read_metadata
 
 TOLERANCE = 1e-4
 SIZES = (224, 161)
@@ -70,7 +70,7 @@ def test_spec_records_family_and_normalisation(ref50, tmp_path, cli):
     result = cli("convert", ref50.files["pth"], "-o", out)
     assert result.code == 0, result.err
     assert "ResNet-50, torchvision family" in result.out
-    spec = read_spec(out)["backbone"]
+    spec = read_metadata(out)["backbone"]
     assert (spec["family"], spec["depth"], spec["include_top"]) == ("torchvision", 50, False)
     std = np.array([0.229, 0.224, 0.225])
     assert spec["normalization"]["scale"] == pytest.approx(1 / (255 * std))

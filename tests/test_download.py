@@ -1,4 +1,4 @@
-"""Tests for resnet_ft.download against a local HTTP server on 127.0.0.1.
+"""Tests for resnet_ft.data.fetch.http against a local HTTP server on 127.0.0.1.
 
 No test touches the internet: a ThreadingHTTPServer bound to 127.0.0.1 on an
 ephemeral port serves in-memory bytes, with switches to misbehave in the ways
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from resnet_ft import download as dl
+from resnet_ft.data import fetch as dl
 from resnet_ft.errors import InputError, ResnetFtError
 
 PAYLOAD = random.Random(0).randbytes(300_000)

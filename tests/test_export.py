@@ -21,10 +21,11 @@ import pytest
 from conftest import SMALL
 from PIL import Image
 
-import resnet_ft.export as export_module
+import resnet_ft.exports.fidelity as export_module
 from resnet_ft.errors import InputError, OutputError
-from resnet_ft.export import export, export_saved_model, export_tflite, load_exported
-from resnet_ft.predict import evaluate_dir, load_predictor, predict_files
+from resnet_ft.evaluation.evaluate import evaluate_dir
+from resnet_ft.evaluation.predictor import load_predictor, predict_files
+from resnet_ft.exports import export, export_saved_model, export_tflite, load_exported
 
 WORKER = Path(__file__).with_name("export_worker.py")
 
@@ -88,7 +89,7 @@ def tflite_float(trained, tmp_path_factory):
 @pytest.fixture(scope="module")
 def confident(trained, flowers, backbone101, tmp_path_factory) -> Path:
     """40 epochs at lr 1e-3 on the features ``trained`` cached: confident on most images."""
-    from resnet_ft.cli import main
+    from resnet_ft.cli.app import main
 
     _, cache = trained
     run = tmp_path_factory.mktemp("runs") / "confident"
@@ -104,8 +105,8 @@ def tiny(flowers, tmp_path_factory) -> Path:
     import keras
     from keras import layers
 
-    from resnet_ft.model_io import save_model
-    from resnet_ft.preprocessing import Preprocessing
+    from resnet_ft.data.preprocessing import Preprocessing
+    from resnet_ft.models.files import save_model
 
     run = tmp_path_factory.mktemp("runs") / "tiny"
     labels = sorted(p.name for p in flowers.iterdir())

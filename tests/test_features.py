@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from rich.console import Console
 
-from resnet_ft.dataset import list_images
-from resnet_ft.features import extract, pooled_features
-from resnet_ft.model_io import load_backbone
-from resnet_ft.preprocessing import Preprocessing, image_dataset
+from resnet_ft.data.folders import list_images
+from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+from resnet_ft.features.extract import extract, pooled_features
+from resnet_ft.models.files import load_backbone
 
 
 def test_compiled_once_and_equal_to_the_plain_model(backbone101, flowers):

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from conftest import SMALL
 
-from resnet_ft.classifier import assemble, build_head, load_classifier
-from resnet_ft.finetune import phase2_model, set_trainable, split_backbone
-from resnet_ft.model_io import load_backbone
-from resnet_ft.summary import summarize
-from resnet_ft.training import class_weights
+from resnet_ft.models.files import load_backbone
+from resnet_ft.models.head import assemble, build_head
+from resnet_ft.models.params import summarize
+from resnet_ft.models.run_dir import load_classifier
+from resnet_ft.models.unfreeze import phase2_model, set_trainable, split_backbone
+from resnet_ft.training.run import class_weights
 
 HEAD = 2_103_301
 #: convolution weights per stage of the slim ResNet-101 (what unfreezing trains)

@@ -1,4 +1,4 @@
-"""Tests for resnet_ft.images: every image is generated here, at test time."""
+"""Tests for resnet_ft.data.images: every image is generated here, at test time."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 from image_files import png_claiming_size
 from PIL import Image, ImageFile
 
-from resnet_ft import images
-from resnet_ft.errors import ImageDecodeError
-from resnet_ft.images import (
+from resnet_ft.data import images
+from resnet_ft.data.images import (
     IMAGE_EXTENSIONS,
     MAX_PIXELS,
     decode_image,
     is_image_candidate,
 )
+from resnet_ft.errors import ImageDecodeError
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error
 
-from resnet_ft.classifier import load_classifier
-from resnet_ft.features import FeatureCache, extract, file_digest
-from resnet_ft.preprocessing import Preprocessing
-from resnet_ft.reporting import console
+from resnet_ft.cli.render import console
+from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.features.extract import extract
+from resnet_ft.features.store import FeatureCache
+from resnet_ft.models.run_dir import load_classifier
+from resnet_ft.util.hashing import sha256_file
 
 
 def _val_files(run):
@@ -33,7 +35,7 @@ def test_predict_equals_training_evaluation_pipeline(trained, cli, backbone101):
     model, labels = load_classifier(run)
     backbone = model.get_layer(index=1)
     spec = Preprocessing(48, "crop")
-    cache = FeatureCache(cache_dir, file_digest(backbone101), spec)
+    cache = FeatureCache(cache_dir, sha256_file(backbone101), spec)
     table = extract([Path(row["file"])], backbone, spec, views=2, cache=cache, console=console())
     assert table.extracted == 0  # served from the cache written by training
     head = model.get_layer("head")
@@ -100,7 +102,7 @@ def test_evaluate_matches_predict(trained, cli, flowers, tmp_path):
 
 
 def test_evaluate_class_mismatch(trained, cli, tmp_path):
-    from resnet_ft.standin import write_standin_images
+    from resnet_ft.data.standin import write_standin_images
 
     run, _ = trained
     write_standin_images(tmp_path / "other", classes=("daisy", "cacti"), per_class=1, min_size=32)
@@ -109,8 +111,8 @@ def test_evaluate_class_mismatch(trained, cli, tmp_path):
 
 
 def test_imagenet_classifier_of_include_top_backbone(backbone101, cli, flowers, tmp_path):
-    from resnet_ft.model_io import load_imagenet_classifier
-    from resnet_ft.preprocessing import decode_or_error, resize
+    from resnet_ft.data.preprocessing import decode_or_error, resize
+    from resnet_ft.models.files import load_imagenet_classifier
 
     labels = tmp_path / "imagenet.txt"
     labels.write_text("\n".join(f"class_{i}" for i in range(1000)) + "\n")

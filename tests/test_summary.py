@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from resnet_ft.architectures import DEPTHS, SLIM, STAGE_WIDTHS, build_resnet
-from resnet_ft.model_io import load_backbone
-from resnet_ft.summary import summarize
+from resnet_ft.models.architectures import DEPTHS, SLIM, STAGE_WIDTHS, build_resnet
+from resnet_ft.models.files import load_backbone
+from resnet_ft.models.params import summarize
 
 SLIM_101_BACKBONE = 42_605_504
 SLIM_101_TOP = 2048 * 1000 + 1000

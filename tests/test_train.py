@@ -11,10 +11,10 @@ import yaml
 from conftest import SMALL, assert_one_line_error
 from PIL import Image
 
-from resnet_ft.classifier import load_classifier
-from resnet_ft.dataset import make_split
-from resnet_ft.standin import write_standin_images
-from resnet_ft.summary import summarize
+from resnet_ft.data.folders import make_split
+from resnet_ft.data.standin import write_standin_images
+from resnet_ft.models.params import summarize
+from resnet_ft.models.run_dir import load_classifier
 
 
 def _history(run):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from resnet_ft.architectures import DEPTHS
+from resnet_ft.models.architectures import DEPTHS
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)

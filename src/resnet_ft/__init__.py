@@ -1,7 +1,20 @@
 """resnet-ft: transfer learning with ResNet on TensorFlow/Keras 3.
 
-The public API is imported lazily so that ``import resnet_ft`` (and the CLI's
-``--help``) does not pay for importing TensorFlow.
+The public API, importable as ``resnet_ft.<name>``::
+
+    resnet_ft.convert("resnet_v1_101.ckpt", "backbone.keras")
+    result = resnet_ft.train(resnet_ft.TrainConfig(data_dir="photos",
+                                                   backbone="backbone.keras"), "runs/a")
+    resnet_ft.predict("runs/a", ["photo.jpg"])        # [{"label": ..., "top_k": ...}]
+    resnet_ft.evaluate("runs/a", "test_photos")         # metrics, written to runs/a/eval/
+    resnet_ft.export("runs/a", "exported/a")            # SavedModel (or .tflite)
+    resnet_ft.summarize("runs/a")                       # parameters per stage
+    model, labels = resnet_ft.load_classifier("runs/a")
+
+Names are imported lazily, so ``import resnet_ft`` (and the CLI's ``--help``)
+does not pay for importing TensorFlow. No subpackage or module directly under
+``resnet_ft`` shares a name with a public function: importing a submodule
+binds its name on the package, which would replace the function.
 """
 
 from __future__ import annotations
@@ -12,15 +25,19 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "build_resnet": "resnet_ft.architectures",
-    "FAMILIES": "resnet_ft.architectures",
-    "convert": "resnet_ft.convert",
-    "load_backbone": "resnet_ft.model_io",
-    "load_imagenet_classifier": "resnet_ft.model_io",
-    "summarize": "resnet_ft.summary",
-    "load_classifier": "resnet_ft.classifier",
-    "train": "resnet_ft.training",
-    "TrainConfig": "resnet_ft.config",
+    "convert": "resnet_ft.conversion.converter",
+    "load_backbone": "resnet_ft.models.files",
+    "load_imagenet_classifier": "resnet_ft.models.files",
+    "load_classifier": "resnet_ft.models.run_dir",
+    "train": "resnet_ft.training.run",
+    "TrainConfig": "resnet_ft.training.config",
+    "predict": "resnet_ft.evaluation.predictor",
+    "evaluate": "resnet_ft.evaluation.evaluate",
+    "export": "resnet_ft.exports",
+    "load_exported": "resnet_ft.exports",
+    "summarize": "resnet_ft.models.params",
+    "build_resnet": "resnet_ft.models.architectures",
+    "FAMILIES": "resnet_ft.models.architectures",
 }
 
 __all__ = ["__version__", *_API]
@@ -28,5 +45,7 @@ __all__ = ["__version__", *_API]
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        return getattr(importlib.import_module(_API[name]), name)
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value  # imported once; later lookups skip __getattr__
+        return value
     raise AttributeError(f"module 'resnet_ft' has no attribute {name!r}")

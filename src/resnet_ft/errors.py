@@ -7,6 +7,8 @@ from Python (an ordinary exception with a precise message).
 
 from __future__ import annotations
 
+import urllib.error
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -35,3 +37,22 @@ class ImageDecodeError(InputError):
 
 class OutputError(ResnetFtError):
     """An output cannot be written (permissions, disk full, ...)."""
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message, whitespace-collapsed, for an ``error:`` line.
+
+    Libraries (TensorFlow, h5py, Keras, urllib) raise multi-line messages, an
+    OpError keeps its text in ``.message``, and a ``URLError`` hides the cause
+    in ``.reason``; every one-line error in resnet-ft goes through here. An
+    empty message falls back to the exception's type name. ``limit`` cuts very
+    long lines (some converters print whole graphs).
+    """
+    cause: object = exc
+    if isinstance(exc, urllib.error.URLError) and exc.reason is not None:
+        cause = exc.reason
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    text = str(getattr(cause, "message", None) or cause).strip()
+    line = " ".join(text.splitlines()[0].split()) if text else type(cause).__name__
+    return line[:limit] if limit else line

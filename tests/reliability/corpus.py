@@ -20,7 +20,7 @@ import numpy as np
 from image_files import png_claiming_size
 from PIL import Image
 
-from resnet_ft.standin import write_standin_images
+from resnet_ft.data.standin import write_standin_images
 
 #: bad file name -> the reason the decoder must give
 BAD = {

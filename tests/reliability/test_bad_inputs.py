@@ -10,7 +10,7 @@ import pytest
 from conftest import SMALL, assert_one_line_error
 from corpus import CLASSES, build
 
-from resnet_ft.images import decode_image
+from resnet_ft.data.images import decode_image
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def messy_run(corpus, backbone101, tmp_path_factory):
-    from resnet_ft.cli import main
+    from resnet_ft.cli.app import main
 
     work = tmp_path_factory.mktemp("messy_run")
     args = ["train", corpus.root, "--backbone", backbone101, "-o", work / "run", "--epochs", 1,

@@ -13,7 +13,7 @@ import time
 import keras
 from conftest import SMALL, assert_one_line_error, resume_one_more_epoch
 
-from resnet_ft.model_io import load_model
+from resnet_ft.models.files import load_model
 
 
 def test_kill_9_then_resume(flowers, backbone101, tmp_path):
@@ -63,10 +63,10 @@ def test_disk_full_during_convert_leaves_nothing(cli, standin_checkpoint, tmp_pa
 
 def test_disk_full_while_caching_leaves_no_torn_entry(flowers, backbone101, tmp_path, cli,
                                                       monkeypatch):
-    import resnet_ft.atomic
+    import resnet_ft.util.atomic
 
     calls = {"n": 0}
-    real_fsync = resnet_ft.atomic._fsync
+    real_fsync = resnet_ft.util.atomic._fsync
 
     def fail_later(path):
         calls["n"] += 1
@@ -74,7 +74,7 @@ def test_disk_full_while_caching_leaves_no_torn_entry(flowers, backbone101, tmp_
             _disk_full()
         real_fsync(path)
 
-    monkeypatch.setattr(resnet_ft.atomic, "_fsync", fail_later)
+    monkeypatch.setattr(resnet_ft.util.atomic, "_fsync", fail_later)
     cache = tmp_path / "cache"
     result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run",
                  "--cache-dir", cache, *SMALL)

@@ -1,0 +1,18 @@
+"""Option types shared by several commands, and the usage error they raise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from resnet_ft.errors import InputError
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+RunArgument = Annotated[Path, typer.Argument(help="Run directory.")]
+
+
+def usage(message: str) -> InputError:
+    """An error in how a command was called: exit code 2, one line."""
+    return InputError(message)

@@ -1,0 +1,92 @@
+"""Rendering results for people (rich tables) and for scripts (JSON)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from resnet_ft.models.params import ParameterSummary
+from resnet_ft.util.tables import csv_text
+
+
+def console(stderr: bool = False) -> Console:
+    """A console that writes plain text (no colour, no cursor tricks, no hard wraps) when piped."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    """Print one JSON document to stdout, for scripts."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def summary_table(summary: ParameterSummary) -> Table:
+    """Parameters per stage with trainable, frozen, BN statistics and total columns."""
+    table = Table(title=f"{summary.model}: parameters per stage", title_justify="left")
+    table.add_column("stage")
+    for column in ("trainable", "frozen", "of which BN stats", "total"):
+        table.add_column(column, justify="right")
+    for stage in summary.stages:
+        table.add_row(
+            stage.name, f"{stage.trainable:,}", f"{stage.non_trainable:,}",
+            f"{stage.bn_statistics:,}", f"{stage.total:,}",
+        )
+    table.add_section()
+    table.add_row(
+        "total", f"{summary.trainable:,}", f"{summary.non_trainable:,}",
+        f"{summary.bn_statistics:,}", f"{summary.total:,}", style="bold",
+    )
+    return table
+
+
+def predictions_table(results: list[dict[str, Any]]) -> Table:
+    """file, label, probability, top-k (or the error) per input file."""
+    table = Table(title="predictions", title_justify="left")
+    table.add_column("file", overflow="fold")
+    table.add_column("label")
+    table.add_column("probability", justify="right")
+    table.add_column("top-k")
+    for row in results:
+        if "error" in row:
+            table.add_row(row["file"], "[red]error[/red]", "", row["error"])
+            continue
+        top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"])
+        table.add_row(row["file"], row["label"], f"{row['probability']:.4f}", top)
+    return table
+
+
+def predictions_csv(results: list[dict[str, Any]]) -> str:
+    """One CSV row per file: file, label, probability, top_k (label:prob;...), error."""
+    rows = []
+    for row in results:
+        if "error" in row:
+            rows.append([row["file"], "", "", "", row["error"]])
+        else:
+            top = ";".join(f"{t['label']}:{t['probability']:.6f}" for t in row["top_k"])
+            rows.append([row["file"], row["label"], f"{row['probability']:.6f}", top, ""])
+    return csv_text(["file", "label", "probability", "top_k", "error"], rows)
+
+
+def metrics_tables(report: dict[str, Any]) -> list[Table]:
+    """Per-class precision/recall/F1/support, and the confusion matrix."""
+    per_class = Table(
+        title=f"accuracy {report['accuracy']:.4f}, top-{report['top_k']} accuracy "
+        f"{report['top_k_accuracy']:.4f} (n={report['n']})", title_justify="left",
+    )
+    per_class.add_column("class")
+    for column in ("precision", "recall", "f1", "support"):
+        per_class.add_column(column, justify="right")
+    for name, row in report["per_class"].items():
+        per_class.add_row(name, f"{row['precision']:.4f}", f"{row['recall']:.4f}",
+                          f"{row['f1']:.4f}", str(row["support"]))
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)",
+                      title_justify="left")
+    confusion.add_column("")
+    for name in report["labels"]:
+        confusion.add_column(name, justify="right")
+    for name, counts in zip(report["labels"], report["confusion_matrix"], strict=True):
+        confusion.add_row(name, *(str(c) for c in counts))
+    return [per_class, confusion]

@@ -1,0 +1,121 @@
+"""``resnet-ft train``: its options are generated from :class:`TrainConfig`'s fields.
+
+Every config field becomes an option (or the positional DATA_DIR) with the
+field's help text and its real default, read from the dataclass, so the CLI
+can never drift from the config. Options default to "not given" (``None``)
+so that a YAML ``--config`` layer can set them and the command line wins
+only where it says something.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from resnet_ft.training.config import TrainConfig
+
+EPILOG = (
+    "Examples:\n\n"
+    "  resnet-ft train flower_photos --backbone backbone.keras -o runs/flowers\n\n"
+    "  resnet-ft train --config examples/flowers/config.yaml -o runs/flowers --epochs 5\n\n"
+    "  resnet-ft train --config runs/flowers/config.yaml -o runs/flowers --resume"
+)
+#: Options of the command that are not config fields: where to write and how.
+_RUN_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("out", Path, typer.Option("-o", "--out", help="Run directory to write.")),
+    ("config", Path | None, typer.Option(help="YAML file with any of these options.")),
+    ("resume", bool, typer.Option(help="Continue an interrupted run.")),
+    ("overwrite", bool, typer.Option(help="Replace a non-empty run directory.")),
+]
+_RUN_DEFAULTS = {"out": inspect.Parameter.empty, "config": None, "resume": False,
+                 "overwrite": False}
+
+
+def option_help(field: dataclasses.Field) -> str:
+    """The field's help, its default in brackets (or what ``shown`` says), then its note.
+
+    Brackets are escaped: typer renders help as rich markup, where ``[crop]``
+    would be read as a style tag and vanish.
+    """
+    meta = field.metadata
+    shown = meta["shown"] if meta["shown"] is not None else _default_text(field.default)
+    text = meta["help"] + (f" [{shown}]" if shown else "") + "."
+    return escape(f"{text} {meta['note']}" if meta["note"] else text)
+
+
+def _default_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if value is None or isinstance(value, bool) or value == "":
+        return ""
+    return str(value)
+
+
+def _field_parameters(field: dataclasses.Field) -> list[inspect.Parameter]:
+    """The command-line parameters that set one config field."""
+    meta, name = field.metadata, field.name
+    kind = Path if meta["path"] else {"int": int, "float": float}.get(
+        str(field.type).split(" ")[0], str)
+    params = []
+    if meta["cli"] == "argument":
+        params.append(_param(name, kind | None, typer.Argument(help=option_help(field)), None))
+    elif meta["cli"] == "flag":
+        flag = typer.Option(f"--{name.replace('_', '-')}", help=option_help(field))
+        params.append(_param(name, bool | None, flag, None))
+    elif meta["cli"] == "option":
+        params.append(_param(name, kind | None, typer.Option(help=option_help(field)), None))
+    if meta["off"] is not None:
+        off = typer.Option(f"--no-{name.replace('_', '-')}", help=f"{meta['off'][0]}.")
+        params.append(_param(f"no_{name}", bool, off, False))
+    return params
+
+
+def _param(name: str, kind: Any, info: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=Annotated[kind, info])
+
+
+def config_layer(options: dict[str, Any]) -> dict[str, Any]:
+    """The config values the command line gave (``--no-X`` included); others left out."""
+    layer: dict[str, Any] = {}
+    for field in dataclasses.fields(TrainConfig):
+        if options.get(field.name) is not None:
+            layer[field.name] = options[field.name]
+        if field.metadata["off"] is not None and options.get(f"no_{field.name}"):
+            layer[field.name] = field.metadata["off"][1]
+    return layer
+
+
+def train(**options: Any) -> None:
+    """Fine-tune a new head on a frozen backbone over a class-per-folder image set."""
+    from resnet_ft.cli.render import console
+    from resnet_ft.training.config import load_yaml, make_config
+    from resnet_ft.training.run import train as run_train
+
+    out, config, resume = options["out"], options["config"], options["resume"]
+    layers = [load_yaml(config)] if config else []
+    if resume and not config and (out / "config.yaml").is_file():
+        layers = [load_yaml(out / "config.yaml")]
+    resolved = make_config(*layers, config_layer(options))
+    result = run_train(resolved, out, resume=resume, overwrite=options["overwrite"],
+                       console=console())
+    metrics = result.metrics
+    console().print(
+        f"best epoch {metrics['best_epoch']}: val_accuracy {metrics['accuracy']:.4f}, "
+        f"val_loss {metrics['val_loss']:.4f}; model written to {result.run_dir / 'model.keras'}"
+    )
+
+
+def _signature() -> inspect.Signature:
+    run = [_param(name, kind, info, _RUN_DEFAULTS[name]) for name, kind, info in _RUN_OPTIONS]
+    fields = [p for f in dataclasses.fields(TrainConfig) for p in _field_parameters(f)]
+    return inspect.Signature([run[0], *fields, *run[1:]])
+
+
+train.__signature__ = _signature()  # type: ignore[attr-defined]
+train.__annotations__ = {p.name: p.annotation for p in train.__signature__.parameters.values()}

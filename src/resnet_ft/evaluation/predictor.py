@@ -1,0 +1,135 @@
+"""Classify image files with a trained run (or an ImageNet backbone).
+
+Preprocessing is read from the model file (it travels with the run), and the
+same :func:`~resnet_ft.data.preprocessing.image_dataset` that training used decodes
+and resizes, so predict sees exactly what training saw. A file that cannot be
+decoded becomes an error entry for that file; the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from resnet_ft.data.folders import list_images
+from resnet_ft.data.images import is_image_candidate
+from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+from resnet_ft.errors import InputError
+from resnet_ft.models.files import read_metadata
+from resnet_ft.models.run_dir import model_path
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclass
+class Predictor:
+    """A model mapping pixels to class scores, its labels and its preprocessing."""
+
+    model: keras.Model
+    labels: list[str]
+    preprocessing: Preprocessing
+    softmax: bool = False  # ImageNet backbones output logits
+
+    def probabilities(self, paths: list[Path], batch_size: int = 32):
+        """Yield ``(index, probabilities or None, error or None)`` for every path, in order."""
+        dataset = image_dataset([str(p) for p in paths], self.preprocessing).batch(batch_size)
+        index = 0
+        for pixels, errors in dataset:
+            ok = np.array([not e for e in errors.numpy()])
+            scores = np.zeros((len(ok), len(self.labels)), np.float32)
+            if ok.any():
+                out = np.asarray(self.model(pixels.numpy()[ok], training=False))
+                if self.softmax:
+                    out = np.exp(out - out.max(axis=1, keepdims=True))
+                    out /= out.sum(axis=1, keepdims=True)
+                scores[ok] = out
+            for row, error in enumerate(errors.numpy()):
+                yield index, (None if error else scores[row]), (error.decode() or None)
+                index += 1
+
+
+def load_predictor(model: str | Path, labels_file: str | Path | None = None) -> Predictor:
+    """A run directory, or a backbone converted with ``--include-top`` plus ``--labels``."""
+    from resnet_ft.models.files import load_imagenet_classifier
+    from resnet_ft.models.run_dir import load_classifier
+
+    model = Path(model)
+    if not model.exists():
+        raise InputError(f"run directory or model not found: {model}")
+    spec = read_metadata(model_path(model)) if model_path(model).is_file() else {}
+    if spec.get("kind") == "backbone":
+        if labels_file is None:
+            raise InputError(f"{model} is a backbone; give the class names with --labels FILE")
+        classifier = load_imagenet_classifier(model)
+        names = [line.strip() for line in Path(labels_file).read_text().splitlines()
+                 if line.strip()]
+        classes = int(classifier.output_shape[-1])
+        if len(names) != classes:
+            raise InputError(f"--labels {labels_file} has {len(names)} names; the model has "
+                             f"{classes} classes")
+        return Predictor(classifier, names, Preprocessing(224, "crop"), softmax=True)
+    network, labels = load_classifier(model)
+    pre = spec.get("preprocessing", {})
+    return Predictor(network, labels, Preprocessing(**pre) if pre else Preprocessing())
+
+
+def collect_images(inputs: list[str]) -> list[Path]:
+    """Files, directories (recursed, images only) and glob patterns, in the given order."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(list_images(path))
+        elif path.exists():
+            found.append(path)
+        elif matches := sorted(glob.glob(item, recursive=True)):
+            found.extend(Path(m) for m in matches if Path(m).is_dir() is False
+                         and is_image_candidate(Path(m)))
+        else:
+            found.append(path)  # reported as "file not found" by the decoder
+    return found
+
+
+def predict_files(
+    predictor: Predictor, paths: list[Path], *, top_k: int = 5, batch_size: int = 32
+) -> list[dict[str, Any]]:
+    """One result per file: label, probability and top-k, or an error."""
+    k = min(top_k, len(predictor.labels))
+    results: list[dict[str, Any]] = []
+    for index, probs, error in predictor.probabilities(paths, batch_size):
+        if probs is None:
+            results.append({"file": str(paths[index]), "error": error})
+            continue
+        order = np.argsort(-probs, kind="stable")[:k]
+        results.append({
+            "file": str(paths[index]),
+            "label": predictor.labels[order[0]],
+            "probability": float(probs[order[0]]),
+            "top_k": [{"label": predictor.labels[i], "probability": float(probs[i])}
+                      for i in order],
+        })
+    return results
+
+
+def predict(
+    model: str | Path,
+    images: list[str | Path],
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
+    labels: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Classify image files (paths, directories or glob patterns) with a run or backbone.
+
+    One result per file, in order: ``label``, ``probability`` and ``top_k``,
+    or ``error`` for a file that cannot be read (the others are still
+    classified). ``labels`` names the classes of an ``--include-top`` backbone.
+    """
+    predictor = load_predictor(model, labels)
+    files = collect_images([str(image) for image in images])
+    return predict_files(predictor, files, top_k=top_k, batch_size=batch_size)

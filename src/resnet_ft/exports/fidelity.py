@@ -1,0 +1,88 @@
+"""How closely an export follows the run's float Keras model, on the run's validation images.
+
+Every export is checked before it is moved into place, on the images of the run's
+``split.csv`` ``val`` subset: a conversion that silently changed the model (a wrong
+decoder, a bad quantization) shows up in the report instead of in production. The
+SavedModel is fed the files' bytes, so its in-graph decoder is checked too; TFLite
+has no decoders and is fed the project's own decoded pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from resnet_ft.evaluation.predictor import Predictor
+from resnet_ft.models.run_dir import split_files
+
+if TYPE_CHECKING:
+    from resnet_ft.exports.runners import TFLiteRunner
+
+#: (top-1 agreement, max |p_exported - p_float|, images compared); None: nothing compared.
+Agreement = tuple[float | None, float | None, int]
+
+BATCH = 32
+
+
+def saved_model_agreement(reference: Predictor, run_dir: Path, serve: Any) -> Agreement:
+    """The SavedModel's ``serving_default`` signature ``serve``, end to end from file bytes."""
+    paths = split_files(run_dir, "val")
+    return _agreement(reference, paths, _bytes_probabilities(serve, paths))
+
+
+def tflite_agreement(reference: Predictor, run_dir: Path, runner: TFLiteRunner) -> Agreement:
+    """The TFLite model, on the pixels that :func:`~resnet_ft.data.preprocessing.image_dataset`
+    decodes: TFLite has no decoders, so the project's own are the fair input.
+    """
+    paths = split_files(run_dir, "val")
+    exported = Predictor(runner, reference.labels, reference.preprocessing)
+    probabilities = (probs for _, probs, _ in exported.probabilities(paths, BATCH))
+    return _agreement(reference, paths, probabilities)
+
+
+def _bytes_probabilities(serve: Any, paths: list[Path]) -> Iterator[np.ndarray | None]:
+    """``serving_default`` on the files' bytes; ``None`` for a file it cannot read or decode.
+
+    Batches first; one bad file fails its whole batch, which is then retried file by file.
+    """
+    import tensorflow as tf
+
+    def run(chunk: list[Path]) -> np.ndarray:
+        return serve(images=tf.constant([p.read_bytes() for p in chunk]))["probabilities"].numpy()
+
+    for start in range(0, len(paths), BATCH):
+        chunk = paths[start:start + BATCH]
+        try:
+            yield from run(chunk)
+        except (OSError, tf.errors.InvalidArgumentError):
+            for path in chunk:
+                try:
+                    yield run([path])[0]
+                except (OSError, tf.errors.InvalidArgumentError):
+                    yield None
+
+
+def _agreement(
+    reference: Predictor, paths: list[Path], exported: Iterable[np.ndarray | None]
+) -> Agreement:
+    """Compare over the ``paths`` that both the float model and the export could read.
+
+    A file the float model cannot decode is skipped rather than counted as a
+    disagreement: the question is whether the export follows the model, not the data.
+    """
+    pairs = [
+        (float_probs, probs)
+        for (_, float_probs, _), probs in zip(
+            reference.probabilities(paths, BATCH), exported, strict=True
+        )
+        if float_probs is not None and probs is not None
+    ]
+    if not pairs:
+        return None, None, 0
+    ours = np.stack([p for p, _ in pairs])
+    theirs = np.stack([p for _, p in pairs])
+    top1 = float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
+    return top1, float(np.abs(ours - theirs).max()), len(pairs)

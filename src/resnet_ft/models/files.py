@@ -1,0 +1,91 @@
+"""Saving and loading resnet-ft models (`.keras` files), safely and atomically.
+
+A model file carries its own metadata (:class:`~resnet_ft.models.architectures.BackboneInfo`
+for backbones, the run's labels and preprocessing for classifiers) as an extra
+``resnet_ft.json`` entry in the ``.keras`` zip archive. Keras ignores the entry;
+we read it without deserialising any model, which keeps ``summary`` of a
+file's metadata cheap.
+
+Loading always uses ``safe_mode=True``: a ``.keras`` file cannot run arbitrary
+code (e.g. a Lambda layer) on the user's machine.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from resnet_ft.errors import InputError, one_line
+from resnet_ft.util.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import keras
+
+METADATA_ENTRY = "resnet_ft.json"
+
+
+def save_model(model: keras.Model, path: str | Path, metadata: dict[str, Any]) -> None:
+    """Write ``model`` with ``metadata`` embedded; ``path`` appears only when complete."""
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(METADATA_ENTRY, json.dumps(metadata, indent=2, sort_keys=True))
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The resnet-ft description stored in a model file (empty for foreign files)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if METADATA_ENTRY not in archive.namelist():
+                return {}
+            return json.loads(archive.read(METADATA_ENTRY))
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise InputError(f"not a Keras model file: {path} ({exc})") from exc
+
+
+def backbone_metadata(path: str | Path) -> dict[str, Any]:
+    """The backbone description (family, depth, ...) stored in a converted model file."""
+    return read_metadata(path).get("backbone", {})
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a ``.keras`` file in safe mode, turning every failure into a one-line error."""
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"model file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise InputError(f"not a Keras model file (.keras zip archive): {path}")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types; the user needs one line
+        raise InputError(f"cannot load model {path}: {one_line(exc)}") from exc
+
+
+def load_backbone(path: str | Path) -> keras.Model:
+    """Load a converted backbone: RGB pixels in [0, 255] -> last feature map (N, h, w, 2048).
+
+    A backbone converted with ``--include-top`` also holds the ImageNet
+    classifier as a second output; this returns the feature extractor alone.
+    """
+    import keras
+
+    model = load_model(path)
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.input, model.outputs[0], name=model.name)
+
+
+def load_imagenet_classifier(path: str | Path) -> keras.Model:
+    """Load the pixels -> ImageNet logits model of a backbone converted with ``--include-top``."""
+    import keras
+
+    model = load_model(path)
+    if len(model.outputs) != 2:
+        raise InputError(
+            f"{path} has no ImageNet classifier; convert the checkpoint with --include-top"
+        )
+    return keras.Model(model.input, model.outputs[1], name=f"{model.name}_logits")

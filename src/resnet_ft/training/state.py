@@ -1,0 +1,88 @@
+"""The training run directory: where things live, and the resumable per-epoch state."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_ft.errors import InputError
+from resnet_ft.models.run_dir import LABELS_FILE, MODEL_FILE, SPLIT_FILE
+from resnet_ft.util.atomic import atomic_path, write_text
+from resnet_ft.util.tables import csv_text
+
+STATE_DIR = "state"
+HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+#: Everything a run writes; --overwrite removes exactly these.
+RUN_FILES = ("config.yaml", LABELS_FILE, SPLIT_FILE, STATE_DIR, MODEL_FILE, "history.csv",
+             "metrics.json", "curves.png", "confusion.png", "logs", "skipped.csv")
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix a new run into an old one unless told to."""
+    if resume:
+        if not (run_dir / STATE_DIR / "state.json").is_file():
+            raise InputError(f"--resume: {run_dir} holds no resumable training state")
+        return
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise InputError(
+                f"run directory {run_dir} is not empty; use --resume to continue it "
+                "or --overwrite to replace it"
+            )
+        for name in RUN_FILES:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    """``history.csv`` text: one row per completed epoch."""
+    return csv_text(HISTORY_FIELDS, ([row[k] for k in HISTORY_FIELDS] for row in history))
+
+
+class RunState:
+    """Versioned per-epoch files under ``RUN_DIR/state``; ``state.json`` commits them."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir / STATE_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.dir / "state.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def commit(self, epoch: int, head, optimizer, state: dict[str, Any], best: bool) -> None:
+        weights = self.dir / f"head-{epoch}.weights.h5"
+        with atomic_path(weights, suffix=".weights.h5") as tmp:
+            head.save_weights(tmp)
+        if best:  # the same bytes: a copy, not a second serialisation
+            with atomic_path(self.dir / f"best-{epoch}.weights.h5") as tmp:
+                shutil.copyfile(weights, tmp)
+        with atomic_path(self.dir / f"optimizer-{epoch}.npz") as tmp, open(tmp, "wb") as out:
+            np.savez(out, *[np.asarray(v) for v in optimizer.variables])
+        write_text(self.dir / "state.json", json.dumps(state, indent=2))
+        keep = {f"head-{epoch}.weights.h5", f"optimizer-{epoch}.npz",
+                f"best-{state['best_epoch']}.weights.h5", "state.json"}
+        for stale in self.dir.iterdir():  # older epochs, and temp files of a killed writer
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
+
+    def restore(self, state: dict[str, Any], head, optimizer) -> None:
+        head.load_weights(self.dir / f"head-{state['epoch']}.weights.h5")
+        if not optimizer.built:
+            optimizer.build(head.trainable_variables)
+        with np.load(self.dir / f"optimizer-{state['epoch']}.npz", allow_pickle=False) as saved:
+            for index, variable in enumerate(optimizer.variables):
+                variable.assign(saved[f"arr_{index}"])
+
+    def best_weights(self, state: dict[str, Any]) -> Path:
+        return self.dir / f"best-{state['best_epoch']}.weights.h5"

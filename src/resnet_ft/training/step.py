@@ -1,0 +1,104 @@
+"""One optimizer step and one validation pass: the arithmetic of training, for any phase.
+
+Cached and online inputs, one device or many replicas, head-only or unfrozen
+stages: all of them go through the same step, so they train the same model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from resnet_ft.training.config import TrainConfig
+from resnet_ft.training.plan import PhasePlan
+
+
+def make_optimizer(config: TrainConfig, learning_rate: Any) -> Any:
+    """Adam, SGD with momentum 0.9, or AdamW; ``--weight-decay`` is decoupled in all three.
+
+    float16 gradients underflow: under ``mixed_float16`` the optimizer scales the loss.
+    """
+    import keras
+
+    decay = config.weight_decay or None
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=decay)
+    elif config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=decay)
+    if config.precision == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray:
+    """Per-class loss weights; ``balanced`` = n / (classes * n_c), as in scikit-learn."""
+    if mode != "balanced":
+        return np.ones(num_classes, np.float32)
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
+
+
+def train_step(model: Any, optimizer: Any, weights: np.ndarray, label_smoothing: float,
+               strategy: Any) -> Any:
+    """One optimizer step on a global batch, split across the strategy's replicas.
+
+    Each replica sums its slice's losses and divides by the *global* batch size;
+    the optimizer sums gradients across replicas, so every setup computes the
+    gradient of the same batch mean.
+    """
+    import keras
+    import tensorflow as tf
+
+    from resnet_ft.training.distribute import sharded
+
+    loss_fn = keras.losses.CategoricalCrossentropy(
+        label_smoothing=label_smoothing, reduction="none")
+    per_class = tf.constant(weights)
+
+    def replica_step(x: tf.Tensor, y: tf.Tensor, size: tf.Tensor):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
+            total = tf.reduce_sum(loss_fn(target, probs) * tf.gather(per_class, y))
+            loss = total / size
+            if hasattr(optimizer, "scale_loss"):
+                loss = optimizer.scale_loss(loss)  # unscaled again in apply_gradients
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        correct = tf.reduce_sum(tf.cast(tf.argmax(probs, 1) == tf.cast(y, tf.int64), tf.float32))
+        return total, correct
+
+    @tf.function(reduce_retracing=True)
+    def distributed(x, y, size: tf.Tensor):
+        totals, corrects = strategy.run(replica_step, args=(x, y, size))
+        return (strategy.reduce("SUM", totals, axis=None),
+                strategy.reduce("SUM", corrects, axis=None))
+
+    def step(x, y: np.ndarray):
+        size = tf.constant(len(y), tf.float32)
+        return distributed(sharded(strategy, np.asarray(x)), sharded(strategy, y), size)
+
+    return step
+
+
+def evaluate(model: Any, source: Any, labels: np.ndarray,
+             batch_size: int = 64) -> tuple[float, float, np.ndarray]:
+    """Validation loss, accuracy and probabilities (batched, so memory stays flat)."""
+    probs = np.concatenate([np.asarray(model(x, training=False), np.float32)
+                            for x in source.validation_batches(batch_size)])
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return float(-np.mean(np.log(picked))), float(np.mean(probs.argmax(1) == labels)), probs
+
+
+def learning_rate(phase: PhasePlan) -> Any:
+    """The phase's learning rate: a constant, or Keras' warm-up + cosine decay schedule."""
+    import keras
+
+    if not phase.cosine:
+        return phase.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, phase.decay_steps, warmup_target=phase.learning_rate,
+        warmup_steps=phase.warmup_steps)

@@ -1,0 +1,1 @@
+"""Small jobs with one home each: atomic writes, hashing, CSV text, progress, native stderr."""
