@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import SMALL, assert_one_line_error
-from corpus import CLASSES, build
+from support.cli import SMALL, assert_one_line_error
+from support.corpus import CLASSES, build
 
 from resnet_ft.data.images import decode_image
 
@@ -20,7 +20,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def messy_run(corpus, backbone101, tmp_path_factory):
-    from resnet_ft.cli.app import main
+    from resnet_ft.cli import main
 
     work = tmp_path_factory.mktemp("messy_run")
     args = ["train", corpus.root, "--backbone", backbone101, "-o", work / "run", "--epochs", 1,

@@ -11,12 +11,14 @@ import sys
 import time
 
 import keras
-from conftest import SMALL, assert_one_line_error, resume_one_more_epoch
+from support.cli import SMALL, assert_one_line_error, resume_one_more_epoch
+from support.process import LineWatcher
 
 from resnet_ft.models.files import load_model
 
 
-def test_kill_9_then_resume(flowers, backbone101, tmp_path):
+def test_kill_9_then_resume(flowers, backbone101, tmp_path, cli):
+    """A second writer is refused while the run is alive; a killed run's lock blocks nothing."""
     run = tmp_path / "run"
     args = [sys.executable, "-m", "resnet_ft", "train", str(flowers), "--backbone",
             str(backbone101), "-o", str(run), "--epochs", "40", "--no-cache", "--val-split",
@@ -24,12 +26,17 @@ def test_kill_9_then_resume(flowers, backbone101, tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True, env=env)
-    deadline = time.monotonic() + 240
-    for line in process.stdout:
-        if line.startswith("epoch 2/40") or time.monotonic() > deadline:
-            break
-    time.sleep(0.3)  # land somewhere inside epoch 3
-    process.send_signal(signal.SIGKILL)
+    watcher = LineWatcher(process)
+    try:
+        watcher.wait_for(lambda line: line.startswith("epoch 2/40"), timeout=240)
+        second = cli("train", "-o", run, "--resume", "--epochs", 41)
+        assert_one_line_error(second, f"run directory {run} is being written by another "
+                              f"resnet-ft process (pid {process.pid})")
+        again = cli("train", flowers, "--backbone", backbone101, "-o", run, "--overwrite")
+        assert_one_line_error(again, f"pid {process.pid}")
+        time.sleep(0.3)  # land somewhere inside epoch 3
+    finally:
+        process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     state = json.loads((run / "state" / "state.json").read_text())
     done = state["epoch"]
@@ -47,6 +54,31 @@ def test_read_only_output_directory(cli, standin_checkpoint, flowers, backbone10
     result = cli("train", flowers, "--backbone", backbone101, "-o", "/proc/resnet_ft_run")
     assert result.code == 1 and len(result.error_lines) == 1, result.err
     assert result.error_lines[0].startswith("error: ")
+
+
+def test_really_read_only_mount(standin_checkpoint, flowers, backbone101, tmp_path):
+    """A read-only tmpfs, mounted in a private mount namespace (chmod does not stop root)."""
+    target = tmp_path / "ro"
+    target.mkdir()
+    python = f"{sys.executable} -m resnet_ft"
+    script = (
+        f"mount -t tmpfs -o ro,size=1m tmpfs {target} || exit 99; "
+        f"{python} convert {standin_checkpoint} -o {target}/b.keras 2> {tmp_path}/convert.err; "
+        f"echo $? > {tmp_path}/convert.code; "
+        f"{python} train {flowers} --backbone {backbone101} -o {target}/run "
+        f"--image-size 48 2> {tmp_path}/train.err; echo $? > {tmp_path}/train.code; "
+        f"ls -A {target} > {tmp_path}/left"
+    )
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    for command, fragment in (("convert", "Read-only file system"),
+                              ("train", "Read-only file system")):
+        assert (tmp_path / f"{command}.code").read_text().strip() == "1"
+        lines = [x for x in (tmp_path / f"{command}.err").read_text().splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert fragment in lines[0] and "Traceback" not in lines[0]
+    assert (tmp_path / "left").read_text() == ""  # nothing was written, not even a temp file
 
 
 def _disk_full(*args, **kwargs):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 import yaml
-from conftest import assert_one_line_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.cli import assert_one_line_error
 
 from resnet_ft.errors import InputError
 from resnet_ft.training.config import TrainConfig, make_config
@@ -24,7 +24,7 @@ def test_keras_file_with_lambda_layer_is_refused(tmp_path, cli):
 def test_debug_shows_the_traceback(tmp_path, cli, capsys, monkeypatch):
     import pytest
 
-    from resnet_ft.cli.app import main
+    from resnet_ft.cli import main
 
     with pytest.raises(InputError):
         main(["summary", str(tmp_path / "missing.keras"), "--debug"])

@@ -1,5 +1,9 @@
-"""The command line: a thin layer that parses, calls :mod:`resnet_ft`'s API and renders."""
+"""The command line: a thin layer that parses, calls :mod:`resnet_ft`'s API and renders.
 
-from resnet_ft.cli.app import app, main
+Only :func:`main` is re-exported: binding the Typer object here as ``app``
+would hide the module ``resnet_ft.cli.app`` behind it.
+"""
 
-__all__ = ["app", "main"]
+from resnet_ft.cli.app import main
+
+__all__ = ["main"]

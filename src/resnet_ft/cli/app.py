@@ -10,12 +10,12 @@ interrupted); ``--debug`` or ``RESNET_FT_DEBUG=1`` shows the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import typer
 
-from resnet_ft.cli import convert, evaluate, export, predict, summary, train
 from resnet_ft.cli.data import data_app
 from resnet_ft.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, ResnetFtError
 
@@ -28,13 +28,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-for _module in (convert, summary, train, predict, evaluate, export):
-    _name = _module.__name__.rsplit(".", 1)[-1]
+#: The commands, in ``--help`` order. Each is the function of the same name in the module
+#: ``resnet_ft.cli.<name>``, with that module's ``EPILOG``: adding a command is adding a module
+#: and its name here.
+COMMANDS = ("convert", "summary", "train", "predict", "evaluate", "export")
+for _name in COMMANDS:
+    _module = importlib.import_module(f"resnet_ft.cli.{_name}")
     app.command(_name, epilog=_module.EPILOG)(getattr(_module, _name))
 app.add_typer(data_app, name="data")
 
 #: Commands that need TensorFlow; the others (and --help) start without importing it.
-TENSORFLOW_COMMANDS = frozenset({"convert", "summary", "train", "predict", "evaluate", "export"})
+TENSORFLOW_COMMANDS = frozenset(COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,10 +72,10 @@ def predictions_csv(results: list[dict[str, Any]]) -> str:
 
 def metrics_tables(report: dict[str, Any]) -> list[Table]:
     """Per-class precision/recall/F1/support, and the confusion matrix."""
-    per_class = Table(
-        title=f"accuracy {report['accuracy']:.4f}, top-{report['top_k']} accuracy "
-        f"{report['top_k_accuracy']:.4f} (n={report['n']})", title_justify="left",
-    )
+    top = (f", top-{report['top_k']} accuracy {report['top_k_accuracy']:.4f}"
+           if "top_k" in report else "")
+    per_class = Table(title=f"accuracy {report['accuracy']:.4f}{top} (n={report['n']})",
+                      title_justify="left")
     per_class.add_column("class")
     for column in ("precision", "recall", "f1", "support"):
         per_class.add_column(column, justify="right")

@@ -1,1 +1,1 @@
-"""conversion"""
+"""Checkpoint -> Keras backbone: one reader per checkpoint family, one porting step for all."""

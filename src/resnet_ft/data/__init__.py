@@ -1,1 +1,1 @@
-"""data"""
+"""Image files -> model inputs: class folders and splits, decoding, geometry, augmentation."""

@@ -19,13 +19,13 @@ def classification_report(
 ) -> dict[str, Any]:
     """Accuracy, top-k accuracy, per-class precision/recall/F1/support, confusion matrix.
 
-    A class that is never predicted has precision 0 (not NaN), so the report
-    is always valid JSON.
+    Top-k accuracy is reported only when k is smaller than the number of
+    classes: with k >= classes every image is "correct" and the 1.0 would only
+    mislead. A class that is never predicted has precision 0 (not NaN), so the
+    report is always valid JSON.
     """
     y_true = np.asarray(y_true, np.int64)
     y_pred = probs.argmax(axis=1)
-    k = min(top_k, len(labels))
-    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     matrix = confusion_matrix(y_true, y_pred, len(labels))
     per_class = {}
     for index, name in enumerate(labels):
@@ -39,12 +39,13 @@ def classification_report(
             "precision": precision, "recall": recall, "f1": f1, "support": support,
         }
     n = len(y_true)
-    return {
+    report: dict[str, Any] = {
         "n": n,
         "accuracy": float((y_pred == y_true).mean()) if n else 0.0,
-        "top_k": k,
-        "top_k_accuracy": float((top == y_true[:, None]).any(axis=1).mean()) if n else 0.0,
-        "per_class": per_class,
-        "confusion_matrix": matrix.tolist(),
-        "labels": list(labels),
     }
+    if top_k < len(labels):
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+        hits = (top == y_true[:, None]).any(axis=1)
+        report.update(top_k=top_k, top_k_accuracy=float(hits.mean()) if n else 0.0)
+    report.update(per_class=per_class, confusion_matrix=matrix.tolist(), labels=list(labels))
+    return report

@@ -70,29 +70,17 @@ def extract(
     console: Console,
     description: str = "extracting features",
     strategy=None,
+    batch_size: int = EXTRACT_BATCH,
 ) -> FeatureTable:
     """Pooled features of every file and view, from the cache where possible."""
-    values = np.zeros((len(paths), views, FEATURE_CHANNELS), np.float32)
-    table = FeatureTable(values)
-    todo: list[int] = []
-    for index, path in enumerate(paths):
-        if cache is None:
-            todo.append(index)
-            continue
-        reason = cache.get_error(path)
-        if reason is not None:
-            table.errors[index] = reason
-            continue
-        cached = [cache.get(path, view) for view in range(views)]
-        if any(c is None for c in cached):
-            todo.append(index)
-        else:
-            values[index] = np.stack(cached)
+    table = FeatureTable(np.zeros((len(paths), views, FEATURE_CHANNELS), np.float32))
+    todo = (_read_cached(paths, views, cache, table) if cache is not None
+            else list(range(len(paths))))
     if not todo:
         return table
     run = pooled_features(backbone, views)
     dataset = image_dataset([str(paths[i]) for i in todo], preprocessing)
-    dataset = dataset.batch(EXTRACT_BATCH).prefetch(2)
+    dataset = dataset.batch(batch_size).prefetch(2)
     position = 0
     with track(console, description, len(todo)) as progress:
         for pixels, errors in dataset:
@@ -107,7 +95,7 @@ def extract(
             if ok.any():
                 good = [i for i, flag in zip(batch, ok, strict=True) if flag]
                 feats = _run(run, pixels, ok, strategy)
-                values[good] = feats
+                table.values[good] = feats
                 table.extracted += len(good)
                 if cache is not None:
                     for index, feat in zip(good, feats, strict=True):
@@ -115,6 +103,23 @@ def extract(
                             cache.put(paths[index], view, feat[view])
             progress.advance(len(batch))
     return table
+
+
+def _read_cached(paths: list[Path], views: int, cache: FeatureCache,
+                 table: FeatureTable) -> list[int]:
+    """Fill ``table`` from the cache (features and remembered failures); return the misses."""
+    todo: list[int] = []
+    for index, path in enumerate(paths):
+        reason = cache.get_error(path)
+        if reason is not None:
+            table.errors[index] = reason
+            continue
+        cached = [cache.get(path, view) for view in range(views)]
+        if any(c is None for c in cached):
+            todo.append(index)
+        else:
+            table.values[index] = np.stack(cached)
+    return todo
 
 
 def check_decodable(paths: list[Path], spec: Preprocessing, console: Console) -> dict[int, str]:

@@ -199,58 +199,70 @@ def build_resnet(
 
     if depth not in DEPTHS:
         raise ValueError(f"unsupported depth {depth}; choose from {sorted(DEPTHS)}")
-
-    def conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool):
-        if stride > 1 and kernel > 1:
-            before = (kernel - 1) // 2
-            pad = ((before, kernel - 1 - before),) * 2
-            x = layers.ZeroPadding2D(pad, name=f"{name}.pad")(x)
-        padding = "same" if stride == 1 else "valid"
-        x = layers.Conv2D(
-            filters, kernel, strides=stride, padding=padding,
-            use_bias=family.conv_bias, name=name,
-        )(x)
-        x = layers.BatchNormalization(
-            epsilon=family.bn_epsilon, momentum=family.bn_momentum, name=f"{name}.BatchNorm"
-        )(x)
-        return layers.ReLU(name=f"{name}.relu")(x) if relu else x
-
-    norm = family.normalization
     inputs = keras.Input(shape=(None, None, 3), name="pixels")
-    x = layers.Rescaling(scale=norm.scale, offset=norm.offset, name="normalize")(inputs)
-    x = conv_bn(x, 64, 7, 2, "conv1", relu=True)
-    if family.pool_padding == "symmetric":
-        x = layers.ZeroPadding2D(1, name="pool1.pad")(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")(x)
-    else:
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-
+    x = _stem(inputs, family)
     channels = 64
     for stage, count in enumerate(DEPTHS[depth]):
-        width = STAGE_WIDTHS[stage]
+        strided_unit = 0 if family.stride_unit == "first" else count - 1
         for unit in range(count):
-            strided_unit = 0 if family.stride_unit == "first" else count - 1
             stride = family.stage_strides[stage] if unit == strided_unit else 1
             name = f"{STAGES[stage]}.unit_{unit + 1}.{UNIT_SCOPE}"
-            out_channels = width * EXPANSION
-            if channels != out_channels:
-                shortcut = conv_bn(x, out_channels, 1, stride, f"{name}.shortcut", relu=False)
-            elif stride > 1:
-                # slim's `subsample`: a 1x1 max-pool, i.e. take every stride-th pixel.
-                shortcut = layers.MaxPooling2D(1, strides=stride, name=f"{name}.shortcut")(x)
-            else:
-                shortcut = x
-            s1, s2 = (stride, 1) if family.stride_conv == "conv1" else (1, stride)
-            y = conv_bn(x, width, 1, s1, f"{name}.conv1", relu=True)
-            y = conv_bn(y, width, 3, s2, f"{name}.conv2", relu=True)
-            y = conv_bn(y, out_channels, 1, 1, f"{name}.conv3", relu=False)
-            x = layers.Add(name=f"{name}.add")([shortcut, y])
-            x = layers.ReLU(name=f"{name}.out")(x)
-            channels = out_channels
-
+            x = _bottleneck(x, family, channels, STAGE_WIDTHS[stage], stride, name)
+            channels = STAGE_WIDTHS[stage] * EXPANSION
     outputs = x
     if include_top:
         pooled = layers.GlobalAveragePooling2D(name="logits.pool")(x)
         logits = layers.Dense(num_classes, name="logits")(pooled)
         outputs = [x, logits]
     return keras.Model(inputs, outputs, name=family.model_name(depth))
+
+
+def _conv_bn(x, family: Family, filters: int, kernel: int, stride: int, name: str, relu: bool):
+    """Conv (strided ones padded symmetrically by (k - 1) // 2) -> BN -> optional ReLU."""
+    from keras import layers
+
+    if stride > 1 and kernel > 1:
+        before = (kernel - 1) // 2
+        pad = ((before, kernel - 1 - before),) * 2
+        x = layers.ZeroPadding2D(pad, name=f"{name}.pad")(x)
+    padding = "same" if stride == 1 else "valid"
+    x = layers.Conv2D(
+        filters, kernel, strides=stride, padding=padding, use_bias=family.conv_bias, name=name,
+    )(x)
+    x = layers.BatchNormalization(
+        epsilon=family.bn_epsilon, momentum=family.bn_momentum, name=f"{name}.BatchNorm"
+    )(x)
+    return layers.ReLU(name=f"{name}.relu")(x) if relu else x
+
+
+def _stem(inputs, family: Family):
+    """Input normalisation, the 7x7/2 convolution and the 3x3/2 max-pool."""
+    from keras import layers
+
+    norm = family.normalization
+    x = layers.Rescaling(scale=norm.scale, offset=norm.offset, name="normalize")(inputs)
+    x = _conv_bn(x, family, 64, 7, 2, "conv1", relu=True)
+    if family.pool_padding == "symmetric":
+        x = layers.ZeroPadding2D(1, name="pool1.pad")(x)
+        return layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")(x)
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+
+
+def _bottleneck(x, family: Family, channels: int, width: int, stride: int, name: str):
+    """One bottleneck unit: 1x1 -> 3x3 -> 1x1 (x4 channels), plus the shortcut, then ReLU."""
+    from keras import layers
+
+    out_channels = width * EXPANSION
+    if channels != out_channels:
+        shortcut = _conv_bn(x, family, out_channels, 1, stride, f"{name}.shortcut", relu=False)
+    elif stride > 1:
+        # slim's `subsample`: a 1x1 max-pool, i.e. take every stride-th pixel.
+        shortcut = layers.MaxPooling2D(1, strides=stride, name=f"{name}.shortcut")(x)
+    else:
+        shortcut = x
+    s1, s2 = (stride, 1) if family.stride_conv == "conv1" else (1, stride)
+    y = _conv_bn(x, family, width, 1, s1, f"{name}.conv1", relu=True)
+    y = _conv_bn(y, family, width, 3, s2, f"{name}.conv2", relu=True)
+    y = _conv_bn(y, family, out_channels, 1, 1, f"{name}.conv3", relu=False)
+    x = layers.Add(name=f"{name}.add")([shortcut, y])
+    return layers.ReLU(name=f"{name}.out")(x)

@@ -55,7 +55,7 @@ from resnet_ft.training.inputs import (
 )
 from resnet_ft.training.loop import Interrupted, Phase, RunContext, new_state, run_phases
 from resnet_ft.training.plan import Plan, make_plan, plan_inputs
-from resnet_ft.training.state import RunState, prepare_run_dir
+from resnet_ft.training.state import RunState, prepare_run_dir, run_lock
 from resnet_ft.training.step import class_weights, learning_rate, make_optimizer, train_step
 
 
@@ -103,7 +103,7 @@ def train(
     if strategy.num_replicas_in_sync > 1:
         console.print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
                       f"global batch {config.batch_size * strategy.num_replicas_in_sync}")
-    with strategy.scope():
+    with run_lock(run_dir), strategy.scope():
         return _train(config, run_dir, resume, overwrite, console, strategy)
 
 

@@ -1,24 +1,65 @@
-"""The training run directory: where things live, and the resumable per-epoch state."""
+"""The training run directory as its writer sees it: one writer, a clean start, resumable state."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from resnet_ft.errors import InputError
+from resnet_ft.errors import InputError, OutputError
 from resnet_ft.models.run_dir import LABELS_FILE, MODEL_FILE, SPLIT_FILE
 from resnet_ft.util.atomic import atomic_path, write_text
 from resnet_ft.util.tables import csv_text
 
 STATE_DIR = "state"
+LOCK_FILE = ".lock"
 HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 #: Everything a run writes; --overwrite removes exactly these.
 RUN_FILES = ("config.yaml", LABELS_FILE, SPLIT_FILE, STATE_DIR, MODEL_FILE, "history.csv",
              "metrics.json", "curves.png", "confusion.png", "logs", "skipped.csv")
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``RUN_DIR/.lock`` exclusively while a process writes the run directory.
+
+    Two ``train`` processes on one run directory (a job relaunched while the
+    old one still runs) would rotate each other's state files away. An
+    ``flock`` is released by the kernel when its process dies, kill -9
+    included, so a crashed run never leaves a lock that blocks ``--resume``.
+    The file holds the writer's pid, for the refusal message. A directory this
+    call had to create is removed again if the run left nothing else in it.
+    """
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise OutputError(f"cannot write to {run_dir}: {exc.strerror or exc}") from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            raise InputError(f"run directory {run_dir} is being written by another resnet-ft "
+                             f"process (pid {owner}); wait for it or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+                shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
@@ -27,7 +68,7 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
         if not (run_dir / STATE_DIR / "state.json").is_file():
             raise InputError(f"--resume: {run_dir} holds no resumable training state")
         return
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
         if not overwrite:
             raise InputError(
                 f"run directory {run_dir} is not empty; use --resume to continue it "

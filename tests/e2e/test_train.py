@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import SMALL, assert_one_line_error
 from PIL import Image
+from support.cli import SMALL, assert_one_line_error
 
 from resnet_ft.data.folders import make_split
 from resnet_ft.data.standin import write_standin_images
@@ -68,11 +68,23 @@ def test_summary_counts_of_trained_model(trained):
     assert head.trainable == 2048 * 1024 + 1024 + 1024 * 5 + 5
 
 
-def test_config_yaml_reproduces_the_run(trained):
+def test_config_yaml_reproduces_the_run(trained, tmp_path, cli):
+    """Rerunning from config.yaml alone gives the same history and the same weights."""
     run, cache = trained
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["epochs"] == 3 and config["image_size"] == 48 and config["augment"] == ["flip"]
     assert config["cache_dir"] == str(cache)
+    again = tmp_path / "again"
+    assert cli("train", "--config", run / "config.yaml", "-o", again).code == 0
+    first, second = _history(run), _history(again)
+    assert [r["epoch"] for r in second] == ["1", "2", "3"]
+    for a, b in zip(first, second, strict=True):  # same seed, same cached features: same run
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-6, abs=1e-7), key
+    ours, _ = load_classifier(run)
+    theirs, _ = load_classifier(again)
+    for x, y in zip(ours.weights, theirs.weights, strict=True):
+        np.testing.assert_allclose(np.array(x), np.array(y), rtol=1e-5, atol=1e-7)
 
 
 def test_second_run_hits_the_cache(trained, tmp_path, cli):
@@ -111,6 +123,24 @@ def test_cache_and_online_paths_train_the_same_model(flowers, backbone101, tmp_p
     a, b = _history(tmp_path / "cached")[0], _history(tmp_path / "online")[0]
     assert abs(float(a["loss"]) - float(b["loss"])) <= 1e-3
     assert abs(float(a["val_loss"]) - float(b["val_loss"])) <= 1e-3
+
+
+def test_cached_views_match_online_flips(flowers, backbone101, tmp_path, cli):
+    """With flips on, the cached run draws one of two views per image per epoch exactly as the
+    online run flips: same seed, same losses, epoch after epoch."""
+    common = (flowers, "--backbone", backbone101, "--epochs", 2, "--seed", 4,
+              "--val-split", 0.25, *SMALL)
+    cached = cli("train", *common, "-o", tmp_path / "cached", "--cache-dir", tmp_path / "c")
+    online = cli("train", *common, "-o", tmp_path / "online", "--no-cache")
+    assert cached.code == 0 and online.code == 0, cached.err + online.err
+    for a, b in zip(_history(tmp_path / "cached"), _history(tmp_path / "online"), strict=True):
+        assert abs(float(a["loss"]) - float(b["loss"])) <= 1e-3
+    unflipped = cli("train", *common, "-o", tmp_path / "plain", "--cache-dir", tmp_path / "c",
+                    "--no-augment")
+    assert unflipped.code == 0
+    # the comparison can tell: training on unflipped views gives other losses
+    assert abs(float(_history(tmp_path / "plain")[1]["loss"])
+               - float(_history(tmp_path / "online")[1]["loss"])) > 1e-3
 
 
 def test_split_is_seeded_and_stratified(flowers):

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from image_files import png_claiming_size
 from PIL import Image
 
 from resnet_ft.data.standin import write_standin_images
+from support.image_files import png_claiming_size
 
 #: bad file name -> the reason the decoder must give
 BAD = {

@@ -7,9 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from conftest import SMALL, resume_one_more_epoch
+from support.cli import SMALL, resume_one_more_epoch
+from support.process import LineWatcher
 
 
 def test_sigint_saves_state_and_resume_finishes(flowers, backbone101, tmp_path):
@@ -20,12 +20,12 @@ def test_sigint_saves_state_and_resume_finishes(flowers, backbone101, tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=env)
-    deadline = time.monotonic() + 240
-    lines = []
-    for line in process.stdout:  # wait until at least one epoch is committed
-        lines.append(line)
-        if line.startswith("epoch 1/30") or time.monotonic() > deadline:
-            break
+    watcher = LineWatcher(process)
+    try:  # wait until at least one epoch is committed; fails (not hangs) on a silent child
+        watcher.wait_for(lambda line: line.startswith("epoch 1/30"), timeout=240)
+    except AssertionError:
+        process.kill()
+        raise
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=240)
     assert process.returncode == 130, err

@@ -6,20 +6,24 @@ import json
 
 import pytest
 
-from resnet_ft.models.architectures import DEPTHS, SLIM, STAGE_WIDTHS, build_resnet
+from resnet_ft.models.architectures import SLIM, build_resnet
 from resnet_ft.models.files import load_backbone
 from resnet_ft.models.params import summarize
 
+#: tf-slim ``resnet_v1_50/101/152``: ``resnet_v1_block('block1', base_depth=64,
+#: num_units=3, stride=2)``, ... — units per block and the bottleneck width (base_depth).
+UNITS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+BASE_DEPTHS = (64, 128, 256, 512)
 SLIM_101_BACKBONE = 42_605_504
 SLIM_101_TOP = 2048 * 1000 + 1000
 
 
 def _expected_stage(depth: int, stage: int) -> tuple[int, int]:
     """(weights, BN statistics) of one slim stage, by arithmetic independent of Keras."""
-    width, out = STAGE_WIDTHS[stage], STAGE_WIDTHS[stage] * 4
-    c_in = 64 if stage == 0 else STAGE_WIDTHS[stage - 1] * 4
+    width, out = BASE_DEPTHS[stage], BASE_DEPTHS[stage] * 4
+    c_in = 64 if stage == 0 else BASE_DEPTHS[stage - 1] * 4
     weights = stats = 0
-    for unit in range(DEPTHS[depth][stage]):
+    for unit in range(UNITS[depth][stage]):
         channels_in = c_in if unit == 0 else out
         weights += channels_in * width + 9 * width * width + width * out
         bn_channels = width + width + out
@@ -31,7 +35,7 @@ def _expected_stage(depth: int, stage: int) -> tuple[int, int]:
     return weights, stats
 
 
-@pytest.mark.parametrize("depth", [50, 101])
+@pytest.mark.parametrize("depth", [50, 101, 152])
 def test_stage_counts_match_arithmetic(depth):
     summary = summarize(build_resnet(SLIM, depth))
     stages = {s.name: s for s in summary.stages}
@@ -73,6 +77,6 @@ def test_summary_cli_table(cli, backbone101):
 
 
 def test_summary_missing_model(cli, tmp_path):
-    from conftest import assert_one_line_error
+    from support.cli import assert_one_line_error
 
     assert_one_line_error(cli("summary", tmp_path / "none.keras"), "model file not found")

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from resnet_ft.models.architectures import DEPTHS
-
+#: torchvision's ``resnet50/101/152``: ``_resnet(Bottleneck, [3, 4, 6, 3], ...)`` etc.
+LAYERS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -158,7 +158,7 @@ def make_reference(
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = ResNet(DEPTHS[depth])
+    model = ResNet(LAYERS[depth])
     noise = rng.uniform(0, 255, (4, 128, 128, 3))
     randomise_and_calibrate(model, normalise(noise), seed)
     images = {s: rng.uniform(0, 255, (2, s, s, 3)).astype(np.float32) for s in sizes}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import relative_error
-from slim_reference import make_reference
+from support.numeric import relative_error
+from support.slim_reference import make_reference
 
 from resnet_ft.models.files import load_backbone, load_imagenet_classifier, read_metadata
 
@@ -26,7 +26,7 @@ def reference(request, tmp_path_factory):
 @pytest.fixture(scope="session")
 def converted(reference, tmp_path_factory):
     """The reference checkpoint converted once with --include-top through the CLI entry point."""
-    from resnet_ft.cli.app import main
+    from resnet_ft.cli import main
 
     out = tmp_path_factory.mktemp("converted") / "backbone.keras"
     assert main(["convert", str(reference.prefix), "-o", str(out), "--include-top"]) == 0
@@ -76,3 +76,29 @@ def test_layer_names_mirror_slim_scopes(converted):
     names = {layer.name for layer in load_backbone(converted).layers}
     assert {"conv1", "conv1.BatchNorm", "pool1", "block4.unit_3.bottleneck_v1.conv3"} <= names
     assert "block1.unit_1.bottleneck_v1.shortcut.BatchNorm" in names
+
+
+def test_resnet152_at_an_odd_size(tmp_path_factory, tmp_path, cli):
+    """Depth 152: the block counts (3, 8, 36, 3) are exactly what a shared table would hide."""
+    reference = make_reference(tmp_path_factory.mktemp("slim152"), 152, (97,))
+    out = tmp_path / "r152.keras"
+    result = cli("convert", reference.prefix, "-o", out)
+    assert result.code == 0, result.err
+    assert "ResNet-152" in result.out
+    ours = np.asarray(load_backbone(out)(reference.images[97]))
+    assert ours.shape == reference.block4[97].shape == (2, 4, 4, 2048)
+    assert relative_error(ours, reference.block4[97]) <= TOLERANCE
+
+
+def test_v1_single_file_checkpoint(tmp_path_factory, tmp_path, cli):
+    """The 2016 release's format: one ``resnet_v1_50.ckpt`` file, no ``.index``."""
+    reference = make_reference(tmp_path_factory.mktemp("slimv1"), 50, (161,), v1_format=True)
+    assert reference.prefix.is_file()
+    assert not reference.prefix.with_name(reference.prefix.name + ".index").exists()
+    out = tmp_path / "v1.keras"
+    result = cli("convert", reference.prefix, "-o", out, "--include-top")
+    assert result.code == 0, result.err
+    assert relative_error(np.asarray(load_backbone(out)(reference.images[161])),
+                          reference.block4[161]) <= TOLERANCE
+    assert relative_error(np.asarray(load_imagenet_classifier(out)(reference.images[161])),
+                          reference.logits[161]) <= TOLERANCE

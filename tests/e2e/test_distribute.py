@@ -52,7 +52,16 @@ def test_mirrored_two_replicas_match_one_device(flowers, backbone101, tmp_path, 
         np.testing.assert_allclose(ours, ref, **TOLERANCE)
 
 
-def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path):
+def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path, cli):
+    """Two workers x batch 4 train what one device trains on the same global batch of 8.
+
+    Comparing the workers with each other would pass if they never talked (each would
+    train alone on the same seeded data); comparing with one device at batch 8 fails
+    unless the gradients were really summed across the two workers.
+    """
+    single = cli("train", flowers, "--backbone", backbone101, *COMMON, "-o", tmp_path / "one",
+                 "--batch-size", 8, "--cache-dir", tmp_path / "c1")
+    assert single.code == 0, single.err
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes, logs = [], []
@@ -72,10 +81,16 @@ def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path):
         for log in logs:
             log.close()
     assert codes == [0, 0], [(tmp_path / f"worker{i}.log").read_text()[-2000:] for i in (0, 1)]
-    chief, worker = _head_weights(tmp_path / "run"), _head_weights(tmp_path / "run.worker-1")
-    for ours, ref in zip(worker, chief, strict=True):
-        np.testing.assert_allclose(ours, ref, **TOLERANCE)
+    for index in range(2):
+        assert ": 2 replicas, global batch 8" in (
+            tmp_path / f"worker{index}.log").read_text()
+    reference = _head_weights(tmp_path / "one")
+    for run in ("run", "run.worker-1"):
+        for ours, ref in zip(_head_weights(tmp_path / run), reference, strict=True):
+            np.testing.assert_allclose(ours, ref, **TOLERANCE)
     histories = [(tmp_path / name / "history.csv").read_text().splitlines()
-                 for name in ("run", "run.worker-1")]
-    assert [line.split(",")[2] for line in histories[0]] == [
-        line.split(",")[2] for line in histories[1]]  # identical losses, epoch by epoch
+                 for name in ("run", "run.worker-1", "one")]
+    losses = [[line.split(",")[2] for line in history[1:]] for history in histories]
+    assert losses[0] == losses[1]  # the workers computed identical losses, epoch by epoch
+    for ours, ref in zip(losses[0], losses[2], strict=True):
+        assert abs(float(ours) - float(ref)) <= 1e-4

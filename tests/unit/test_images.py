@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from image_files import png_claiming_size
 from PIL import Image, ImageFile
+from support.image_files import png_claiming_size
 
 from resnet_ft.data import images
 from resnet_ft.data.images import (

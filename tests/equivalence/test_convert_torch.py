@@ -10,16 +10,18 @@ of the strided 3x3 convs and of the max-pool differ with parity).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import assert_convert_fails, relative_error, train_predict_summary
 from safetensors.numpy import save_file
-from torch_reference import make_reference
+from support.cli import assert_convert_fails, train_predict_summary
+from support.numeric import relative_error
+from support.torch_reference import make_reference
 
-from resnet_ft.cli.app import main
+from resnet_ft.cli import main
 from resnet_ft.conversion.formats import FORMATS_HELP, detect_format
 from resnet_ft.models.files import load_model, read_metadata
 
@@ -85,6 +87,27 @@ def test_pth_without_torch(ref50, cli, tmp_path, monkeypatch):
         f"reading {src} needs PyTorch, which is not installed: pip install torch, "
         "or save the state dict as .safetensors (read without torch)",
     )
+
+
+class _Payload:
+    """Unpickling this calls ``os.system``: what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pth_whose_pickle_would_run_code_is_refused(cli, tmp_path):
+    """``weights_only`` unpickling: the payload is refused and never runs."""
+    marker = tmp_path / "pwned"
+    src = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "payload": _Payload(marker)}, src)
+    assert_convert_fails(cli, tmp_path, src, f"cannot read checkpoint {src}:")
+    assert not marker.exists()
 
 
 def test_pth_holding_a_training_checkpoint(ref50, cli, tmp_path):

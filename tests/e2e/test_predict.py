@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
+from support.cli import assert_one_line_error
 
 from resnet_ft.cli.render import console
 from resnet_ft.data.preprocessing import Preprocessing
@@ -93,12 +93,26 @@ def test_evaluate_matches_predict(trained, cli, flowers, tmp_path):
     report = json.loads(result.out)
     assert report["n"] == 40
     assert report["accuracy"] == pytest.approx(expected)
-    assert set(report) >= {"accuracy", "top_k_accuracy", "per_class", "confusion_matrix",
-                           "labels", "n"}
+    # 5 classes, default k = 5: top-5 accuracy would be 1.0 by construction, so it is absent
+    assert set(report) >= {"accuracy", "per_class", "confusion_matrix", "labels", "n"}
+    assert "top_k" not in report and "top_k_accuracy" not in report
     rows = list(csv.reader((tmp_path / "report" / "misclassified.csv").open()))
     assert rows[0] == ["file", "true", "predicted", "probability"]
     assert len(rows) - 1 == round((1 - expected) * 40)
     assert (tmp_path / "report" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_top_k_accuracy_only_when_k_is_below_the_class_count(trained, cli, flowers, tmp_path):
+    run, _ = trained
+    predicted = json.loads(cli("predict", run, flowers, "--json", "--top-k", 2).out)
+    expected = np.mean([Path(e["file"]).parent.name in [t["label"] for t in e["top_k"]]
+                        for e in predicted])
+    report = json.loads(cli("evaluate", run, flowers, "--json", "--top-k", 2, "-o",
+                            tmp_path / "k2").out)
+    assert report["top_k"] == 2
+    assert report["top_k_accuracy"] == pytest.approx(expected)
+    table = cli("evaluate", run, flowers, "--top-k", 7, "-o", tmp_path / "k7")
+    assert table.code == 0 and "top-" not in table.out
 
 
 def test_evaluate_class_mismatch(trained, cli, tmp_path):

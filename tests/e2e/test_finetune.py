@@ -8,7 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import SMALL
+from support.cli import SMALL
 
 from resnet_ft.models.files import load_backbone
 from resnet_ft.models.head import assemble, build_head
@@ -76,9 +76,12 @@ def _history(run):
 
 
 def test_two_phase_block4_run(flowers, backbone101, tmp_path, cli):
+    # phase 1 at a negligible rate, phase 2 at a small real one (the stand-in's features are
+    # large: 1e-3 makes block4 diverge): the best epoch is in phase 2, so the saved backbone
+    # is the one phase 2 trained (a best epoch in phase 1 restores the original)
     args = ("train", flowers, "--backbone", backbone101, "--trainable", "block4",
-            "--head-epochs", 1, "--epochs", 2, "--val-split", 0.25, "--cache-dir",
-            tmp_path / "cache", *SMALL)
+            "--head-epochs", 1, "--epochs", 2, "--val-split", 0.25, "--lr", 1e-7,
+            "--fine-tune-lr", 1e-5, "--cache-dir", tmp_path / "cache", *SMALL)
     result = cli(*args, "-o", tmp_path / "run")
     assert result.code == 0, result.err
     assert "caching frozen stages" in result.out
@@ -94,6 +97,11 @@ def test_two_phase_block4_run(flowers, backbone101, tmp_path, cli):
         for ours, ref in zip(saved.get_layer(name).weights, original.get_layer(name).weights,
                              strict=True):
             np.testing.assert_array_equal(np.array(ours), np.array(ref))
+    assert json.loads((tmp_path / "run" / "state" / "state.json").read_text())["best_phase"] == 2
+    for unit in (1, 3):  # phase 2 really trained block4's convolutions
+        name = f"block4.unit_{unit}.bottleneck_v1.conv2"
+        ours = np.array(saved.get_layer(name).kernel)
+        assert np.abs(ours - np.array(original.get_layer(name).kernel)).max() > 1e-6
     again = cli(*args, "-o", tmp_path / "again")
     assert again.code == 0 and "caching frozen stages" not in again.out
 

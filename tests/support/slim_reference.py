@@ -1,8 +1,13 @@
 """The reference: tf-slim's own ``resnet_v1`` graph, run in a TF1 session.
 
 The checkpoint it writes with ``tf.compat.v1.train.Saver`` is exactly the
-official format; its ``block4`` end point and logits are what our converted
-Keras model must reproduce.
+official format (V2 by default, or the single-file V1 of the 2016 release);
+its ``block4`` end point and logits are what our converted Keras model must
+reproduce.
+
+Nothing here comes from resnet-ft: the input means are the published ones and
+the random weights are drawn by this module's own rules, so a wrong constant
+or a shared bug in the project cannot make the reference agree with it.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_ft.conversion.standin import random_weights
-from resnet_ft.models.architectures import SLIM
+#: tf-slim's ``preprocessing/vgg_preprocessing.py`` (used by its ResNet v1 checkpoints):
+#: ``_R_MEAN = 123.68``, ``_G_MEAN = 116.78``, ``_B_MEAN = 103.94``, subtracted from RGB
+#: pixels in [0, 255], no scaling.
+SLIM_RGB_MEAN = (123.68, 116.78, 103.94)
 
 
 def import_slim():
@@ -39,8 +46,34 @@ class SlimReference:
     logits: dict[int, np.ndarray]
 
 
+def reference_weights(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
+    """Random values with non-trivial BN statistics, scaled so 150 layers stay finite.
+
+    Kernels: normal with std sqrt(1 / fan_in) (halved again for each residual
+    branch's last conv, so the stream grows slowly); BN gamma in [0.5, 1.5],
+    beta and moving mean small normals, moving variance in [0.5, 2.5].
+    """
+    rng = np.random.Generator(np.random.PCG64(seed + 12345))
+    values = {}
+    for name in sorted(shapes):
+        shape, role = shapes[name], name.rsplit("/", 1)[-1]
+        if role == "weights":
+            fan_in = int(np.prod(shape[:-1]))
+            scale = 0.5 if "/conv3/" in name else 1.0
+            value = rng.standard_normal(shape) * scale * np.sqrt(1.0 / fan_in)
+        elif role == "gamma":
+            value = rng.uniform(0.5, 1.5, shape)
+        elif role == "moving_variance":
+            value = rng.uniform(0.5, 2.5, shape)
+        else:  # beta, moving_mean, biases
+            value = rng.standard_normal(shape) * 0.1
+        values[name] = value.astype(np.float32)
+    return values
+
+
 def make_reference(
-    directory: Path, depth: int, sizes: tuple[int, ...], seed: int = 0, extra_mean_rgb: bool = True
+    directory: Path, depth: int, sizes: tuple[int, ...], seed: int = 0,
+    extra_mean_rgb: bool = True, v1_format: bool = False,
 ) -> SlimReference:
     """Build slim's resnet_v1_<depth>, randomise it (BN statistics too), save, run."""
     import tensorflow as tf
@@ -49,7 +82,7 @@ def make_reference(
     build = getattr(resnet_v1, f"resnet_v1_{depth}")
     rng = np.random.default_rng(seed)
     images = {s: rng.uniform(0, 255, (2, s, s, 3)).astype(np.float32) for s in sizes}
-    mean = np.array(SLIM.normalization.mean, dtype=np.float32)
+    mean = np.array(SLIM_RGB_MEAN, dtype=np.float32)
     graph = tf.Graph()
     with graph.as_default():
         pixels = tf.compat.v1.placeholder(tf.float32, (None, None, None, 3))
@@ -61,13 +94,16 @@ def make_reference(
         variables = tf.compat.v1.global_variables()
         model_vars = [v for v in variables if v.dtype.base_dtype == tf.float32
                       and not v.op.name.endswith("mean_rgb")]
-        values = random_weights({v.op.name: tuple(v.shape) for v in model_vars}, seed)
+        values = reference_weights({v.op.name: tuple(v.shape) for v in model_vars}, seed)
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
             for variable in model_vars:
                 variable.load(values[variable.op.name], session)
             prefix = directory / f"resnet_v1_{depth}.ckpt"
-            tf.compat.v1.train.Saver().save(session, str(prefix), write_meta_graph=False)
+            version = (tf.compat.v1.train.SaverDef.V1 if v1_format
+                       else tf.compat.v1.train.SaverDef.V2)
+            saver = tf.compat.v1.train.Saver(write_version=version)
+            saver.save(session, str(prefix), write_meta_graph=False)
             block4, top = {}, {}
             for size, batch in images.items():
                 feats, out = session.run(

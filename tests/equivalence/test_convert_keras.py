@@ -13,10 +13,11 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from conftest import assert_convert_fails, relative_error, train_predict_summary
-from keras_reference import make_reference, strip_layer_names
+from support.cli import assert_convert_fails, train_predict_summary
+from support.keras_reference import make_reference, strip_layer_names
+from support.numeric import relative_error
 
-from resnet_ft.cli.app import main
+from resnet_ft.cli import main
 from resnet_ft.conversion.formats.keras_h5 import keras3_layer_order
 from resnet_ft.models.files import load_model, read_metadata
 
@@ -120,7 +121,8 @@ def test_depth_mismatch(ref50, cli, tmp_path):
 def test_h5_of_another_model(cli, tmp_path):
     import keras
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="dense"),
+                              keras.layers.Dense(2, name="dense_1")])  # not order-dependent
     src = tmp_path / "small.weights.h5"
     model.save_weights(src)
     assert_convert_fails(

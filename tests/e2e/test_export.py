@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL
 from PIL import Image
+from support.cli import SMALL
 
 import resnet_ft.exports.fidelity as export_module
+from resnet_ft.data.preprocessing import image_dataset
 from resnet_ft.errors import InputError, OutputError
 from resnet_ft.evaluation.evaluate import evaluate_dir
 from resnet_ft.evaluation.predictor import load_predictor, predict_files
 from resnet_ft.exports import export, export_saved_model, export_tflite, load_exported
 
-WORKER = Path(__file__).with_name("export_worker.py")
+WORKER = Path(__file__).parents[1] / "support" / "export_worker.py"
 
 
 def _files(folder: Path, pattern: str = "*.jpg") -> list[Path]:
@@ -89,7 +90,7 @@ def tflite_float(trained, tmp_path_factory):
 @pytest.fixture(scope="module")
 def confident(trained, flowers, backbone101, tmp_path_factory) -> Path:
     """40 epochs at lr 1e-3 on the features ``trained`` cached: confident on most images."""
-    from resnet_ft.cli.app import main
+    from resnet_ft.cli import main
 
     _, cache = trained
     run = tmp_path_factory.mktemp("runs") / "confident"
@@ -353,8 +354,39 @@ def test_export_and_evaluate_through_the_cli(tiny, flowers, tmp_path, cli):
                                          "quantize")],
 )
 def test_export_bad_options(tiny, tmp_path, cli, args, fragment):
-    from conftest import assert_one_line_error
+    from support.cli import assert_one_line_error
 
     result = cli("export", tiny, "-o", tmp_path / "x", *args)
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "x").exists()
+
+
+def test_saved_model_through_the_cli_with_json(tiny, flowers, tmp_path, cli):
+    """``export --json`` of a SavedModel: the report's fields, and both signatures serve."""
+    import tensorflow as tf
+
+    out = tmp_path / "served"
+    result = cli("export", tiny, "-o", out, "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert set(report) == {"path", "format", "quantize", "size_bytes", "ops", "top1_agreement",
+                           "max_prob_diff", "compared_images", "calibration_images"}
+    assert (report["path"], report["format"], report["quantize"]) == (str(out), "saved_model",
+                                                                      "none")
+    assert report["ops"] == ["serving_default", "serving_pixels"]
+    assert report["compared_images"] == 10 and report["top1_agreement"] == 1.0
+    assert report["size_bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    # serving_pixels: already-resized float pixels in, the same probabilities as Keras out
+    predictor = load_predictor(tiny)
+    paths = _files(flowers)[:6]
+    pixels = np.stack([p.numpy() for p, _ in image_dataset([str(x) for x in paths],
+                                                            predictor.preprocessing)])
+    serve = tf.saved_model.load(str(out)).signatures["serving_pixels"]
+    outputs = {k: v.numpy() for k, v in serve(pixels=tf.constant(pixels)).items()}
+    expected = np.asarray(predictor.model(pixels, training=False))
+    np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-6)
+    labels = predictor.labels
+    top = np.argsort(-expected, axis=1, kind="stable")[:, :5]
+    assert [[x.decode() for x in row] for row in outputs["top_k_labels"]] == [
+        [labels[i] for i in row] for row in top]
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_convert_fails, assert_one_line_error
+from support.cli import assert_convert_fails, assert_one_line_error
 
 from resnet_ft.conversion.formats import slim
 from resnet_ft.conversion.standin import random_weights, slim_variable_shapes
