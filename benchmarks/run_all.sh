@@ -17,6 +17,14 @@ TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_backbone.py --output backbone_no
 python benchmarks/bench_extraction.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_train_epochs.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_boundary.py --backbone "$B" $QUICK_FLAG
+if [[ ! -f "$OUT/resnet_v1_50.keras" ]]; then
+  resnet-ft data standin "$OUT/standin50" --depth 50 --images-per-class 0
+  resnet-ft convert "$OUT/standin50/resnet_v1_50.ckpt" -o "$OUT/resnet_v1_50.keras"
+fi
+python benchmarks/bench_distill.py --backbone "$B" --student "$OUT/resnet_v1_50.keras" $QUICK_FLAG
+python benchmarks/bench_doctor.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_sweep.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_report.py --backbone "$B" $QUICK_FLAG
 # One 3,670-image run takes ~10 minutes here; MEMORY_REPEATS=3 for the median of three.
 python benchmarks/bench_memory.py --backbone "$B" --repeats "${MEMORY_REPEATS:-1}" $QUICK_FLAG
 # A small trained run to predict with (1 epoch on 20 images is enough to time predict).

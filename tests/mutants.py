@@ -29,7 +29,7 @@ ARCH = "resnet_ft/models/architectures.py"
 PRE = "resnet_ft/data/preprocessing.py"
 SLIM = ["tests/equivalence/test_convert_slim.py", "-k", "resnet50 and block4"]
 KERAS = ["tests/equivalence/test_convert_keras.py", "-k", "resnet50 and features"]
-TORCH = ["tests/equivalence/test_convert_torch.py", "-k", "50-safetensors and 161"]
+TORCH = ["tests/equivalence/test_convert_torch.py", "-k", "50-safetensors and match"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def run(mutant: Mutant, work: Path) -> tuple[str | None, float]:
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
-         "-rf", *mutant.tests], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+         "-rfE", *mutant.tests], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     seconds = time.monotonic() - started
     if done.returncode == 0:
         return None, seconds

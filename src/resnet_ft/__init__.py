@@ -31,6 +31,8 @@ _API = {
     "load_classifier": "resnet_ft.models.run_dir",
     "train": "resnet_ft.training.run",
     "TrainConfig": "resnet_ft.training.config",
+    "distill": "resnet_ft.training.distill",
+    "DistillConfig": "resnet_ft.training.config",
     "predict": "resnet_ft.evaluation.predictor",
     "evaluate": "resnet_ft.evaluation.evaluate",
     "export": "resnet_ft.exports",

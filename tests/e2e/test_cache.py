@@ -25,7 +25,8 @@ def small_set(tmp_path_factory):
 
 def _train(data, backbone, cache, run, **options):
     config = {"data_dir": str(data), "backbone": str(backbone), "epochs": 1, "image_size": 48,
-              "batch_size": 4, "cache_dir": str(cache), "augment": "none", **options}
+              "batch_size": 4, "cache_dir": str(cache), "augment": "none",
+              "precision": "float32", **options}
     return resnet_ft.train(config, run)
 
 

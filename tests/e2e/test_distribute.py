@@ -15,7 +15,7 @@ from resnet_ft.models.run_dir import load_classifier
 #: Same seeded global batches and no dropout (per-replica masks would differ from one
 #: device's); what remains is float summation order across replicas.
 COMMON = ("--epochs", 2, "--no-augment", "--dropout", 0, "--seed", 1, "--val-split", 0.25,
-          "--image-size", 48)
+          "--image-size", 48, "--precision", "float32")
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 

@@ -194,7 +194,9 @@ def test_tflite_float32_matches_keras(tflite_float, float_model, trained, flower
     paths = _files(flowers)
     exported = load_exported(out)
     probs = np.stack([p for _, p, _ in exported.probabilities(paths, batch_size=16)])
-    assert np.abs(probs - _probabilities(float_model, paths)).max() <= 1e-4
+    # same float32 graph, another runtime (XNNPACK's kernels sum in another order): measured
+    # 2.1e-6 on probabilities; 1e-5 leaves room for round-off, not for a wrong op
+    assert np.abs(probs - _probabilities(float_model, paths)).max() <= 1e-5
     assert exported.labels == json.loads((run / "labels.json").read_text())
     assert out.with_suffix(".labels.txt").read_text().splitlines() == exported.labels
     assert exported.preprocessing.image_size == 48
@@ -202,24 +204,25 @@ def test_tflite_float32_matches_keras(tflite_float, float_model, trained, flower
     assert report.size_bytes == out.stat().st_size > 150_000_000  # float32 ResNet-101 weights
     assert {"CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= set(report.ops)
     assert "DELEGATE" not in report.ops and "QUANTIZE" not in report.ops
-    assert report.top1_agreement == 1.0 and report.max_prob_diff <= 1e-4
+    assert report.top1_agreement == 1.0 and report.max_prob_diff <= 1e-5
     assert report.compared_images == 10 and report.calibration_images == 0
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated:UserWarning")
-def test_int8_agrees_with_float_on_confident_images(confident, flowers, tflite_float, tmp_path):
+def test_int8_agrees_with_float(confident, flowers, tflite_float, tmp_path):
     import tensorflow as tf
 
     out = tmp_path / "int8.tflite"
     report = export(confident, out, "tflite", "int8")
     paths = _files(flowers)
     reference = _probabilities(load_predictor(confident), paths)
-    sure = reference.max(axis=1) >= 0.9
-    assert sure.sum() >= 20, f"only {sure.sum()} confident images"  # a meaningful test set
     exported = load_exported(out)
     probs = _probabilities(exported, paths)
-    agreement = np.mean(probs[sure].argmax(axis=1) == reference[sure].argmax(axis=1))
+    # every image counts, not only the confident ones (measured: 40/40 agree, max |dp| 0.11);
+    # int8 error has no useful analytic bound over 100 layers, so the bounds are measured ones
+    agreement = np.mean(probs.argmax(axis=1) == reference.argmax(axis=1))
     assert agreement >= 0.95, agreement
+    assert np.abs(probs - reference).max() <= 0.25
     assert report.calibration_images == 30  # default 100, capped at the 30 training images
     assert {"QUANTIZE", "DEQUANTIZE", "CONV_2D"} <= set(report.ops)
     assert report.size_bytes < tflite_float[1].size_bytes / 3

@@ -114,8 +114,10 @@ def test_boundary_cache_and_online_phase2_agree(flowers, backbone101, tmp_path, 
     assert cached.code == 0 and online.code == 0, cached.err + online.err
     a, b = _history(tmp_path / "c"), _history(tmp_path / "o")
     assert abs(float(a[0]["loss"]) - float(b[0]["loss"])) <= 1e-3  # phase 1: float32 features
-    # phase 2 reads the boundary tensor stored as float16: agreement to that precision
-    assert abs(float(a[1]["loss"]) - float(b[1]["loss"])) <= 2e-2 * max(1.0, float(b[1]["loss"]))
+    # phase 2 reads the boundary tensor stored as float16: each value off by at most 2^-11
+    # (4.9e-4) relative, and the loss averages them, so its relative change stays of that
+    # order (measured 9.6e-6); 1e-3 is twice the per-value bound
+    assert abs(float(a[1]["loss"]) - float(b[1]["loss"])) <= 1e-3 * float(b[1]["loss"])
 
 
 def test_options_and_online_augmentation(flowers, backbone101, tmp_path, cli):
@@ -138,7 +140,8 @@ def test_mixed_precision_trains_and_saves_float32_backbone(flowers, backbone101,
     model, _ = load_classifier(tmp_path / "run")
     backbone = model.get_layer(index=1)
     assert backbone.get_layer("block4.unit_1.bottleneck_v1.conv1").dtype_policy.name == "float32"
-    assert model.get_layer("head").get_layer("head.dense").dtype_policy.name == "mixed_bfloat16"
+    # the head is float32 whatever the run computed in (2 M MACs: precision saves nothing)
+    assert model.get_layer("head").get_layer("head.dense").dtype_policy.name == "float32"
     assert model.get_layer("head").get_layer("head.probs").dtype_policy.name == "float32"
     assert summarize(model).trainable == HEAD + STAGE["block4"]
     import keras as k

@@ -253,3 +253,23 @@ def test_cli_wins_over_config(tmp_path, flowers, backbone101, cli):
                                     "cache_dir": str(tmp_path / "cache")}))
     assert cli("train", "--config", path, "-o", tmp_path / "run", "--epochs", 1).code == 0
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["epochs"] == 1
+
+
+def test_train_on_a_split_file(flowers, backbone101, tmp_path, cli):
+    """``--split FILE`` (e.g. doctor --fix-split's): exactly those files, on those sides."""
+    files = sorted(flowers.rglob("*.jpg"))
+    rows = [(str(f), f.parent.name, "val" if i % 5 == 0 else "train")
+            for i, f in enumerate(files) if i % 2 == 0]
+    split = tmp_path / "split.csv"
+    split.write_text("file,label,subset\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run", "--split",
+                 split, "--epochs", 1, "--cache-dir", tmp_path / "cache", *SMALL)
+    assert result.code == 0, result.err
+    assert "(split file)" in result.out
+    written = list(csv.reader((tmp_path / "run" / "split.csv").open()))[1:]
+    assert sorted(map(tuple, written)) == sorted(rows)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"file,label,subset\n{files[0]},cacti,train\n")
+    refused = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "r2", "--split",
+                  bad, *SMALL)
+    assert_one_line_error(refused, f"split file {bad}, line 2: unknown class 'cacti'")

@@ -31,7 +31,8 @@ app = typer.Typer(
 #: The commands, in ``--help`` order. Each is the function of the same name in the module
 #: ``resnet_ft.cli.<name>``, with that module's ``EPILOG``: adding a command is adding a module
 #: and its name here.
-COMMANDS = ("convert", "summary", "train", "predict", "evaluate", "export")
+COMMANDS = ("convert", "summary", "train", "distill", "predict", "evaluate", "export", "report",
+            "doctor", "sweep")
 for _name in COMMANDS:
     _module = importlib.import_module(f"resnet_ft.cli.{_name}")
     app.command(_name, epilog=_module.EPILOG)(getattr(_module, _name))

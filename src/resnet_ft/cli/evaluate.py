@@ -11,7 +11,8 @@ import typer
 from resnet_ft.cli.common import JsonFlag, RunArgument
 
 EPILOG = ("Examples:\n\n  resnet-ft evaluate runs/flowers data/test\n\n"
-          "  resnet-ft evaluate runs/flowers data/test --json -o reports/test")
+          "  resnet-ft evaluate runs/flowers data/test --json -o reports/test\n\n"
+          "  resnet-ft evaluate runs/flowers data/test --tta")
 
 
 def evaluate(
@@ -26,12 +27,16 @@ def evaluate(
         Path | None,
         typer.Option(help="An exported SavedModel or .tflite to evaluate instead of RUN's model."),
     ] = None,
+    tta: Annotated[bool, typer.Option(
+        "--tta", help="Average each image's probabilities with its mirror's; prints accuracy "
+        "with and without.")] = False,
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and confusion matrix of a run on a dataset."""
-    from resnet_ft.cli.render import console, metrics_tables, print_json
+    from resnet_ft.cli.render import console, metrics_tables, print_json, tta_line
     from resnet_ft.evaluation.evaluate import evaluate as run_evaluate
 
-    result = run_evaluate(run, data_dir, out=out, top_k=top_k, model=model)
+    result = run_evaluate(run, data_dir, out=out, top_k=top_k, model=model, tta=tta,
+                          console=console(stderr=True))
     for path, reason in result.skipped.items():
         sys.stderr.write(f"warning: skipped {path}: {reason}\n")
     if json_output:
@@ -39,4 +44,6 @@ def evaluate(
         return
     for table in metrics_tables(result.report):
         console().print(table)
+    if tta:
+        console().print(tta_line(result.report, result.cached))
     console().print(f"report written to {result.folder}")

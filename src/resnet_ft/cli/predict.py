@@ -12,6 +12,7 @@ from resnet_ft.cli.common import JsonFlag, usage
 
 EPILOG = ("Examples:\n\n  resnet-ft predict runs/flowers photo.jpg\n\n"
           "  resnet-ft predict runs/flowers 'photos/*.jpg' --top-k 3 --json\n\n"
+          "  resnet-ft predict runs/flowers photo.jpg --tta --explain heatmaps\n\n"
           "  resnet-ft predict backbone.keras cat.jpg --labels imagenet_labels.txt")
 
 
@@ -25,6 +26,13 @@ def predict(
     labels: Annotated[
         Path | None, typer.Option(help="Class names, one per line, for an ImageNet backbone.")
     ] = None,
+    tta: Annotated[
+        bool, typer.Option("--tta", help="Average each image's probabilities with its mirror's.")
+    ] = False,
+    explain: Annotated[
+        Path | None,
+        typer.Option(help="Write a Grad-CAM heat-map PNG per image (predicted class) here."),
+    ] = None,
 ) -> int:
     """Classify images with a trained model; exit 1 when any file could not be read."""
     from resnet_ft.cli.render import console, predictions_csv, predictions_table, print_json
@@ -32,13 +40,17 @@ def predict(
 
     if json_output and csv_output:
         raise usage("choose one of --json and --csv")
-    results = run_predict(run, images, top_k=top_k, batch_size=batch_size, labels=labels)
+    results = run_predict(run, images, top_k=top_k, batch_size=batch_size, labels=labels,
+                          tta=tta, explain=explain)
     if json_output:
         print_json(results)
     elif csv_output:
         sys.stdout.write(predictions_csv(results))
     else:
         console().print(predictions_table(results))
+        if explain is not None:
+            maps = sum("heatmap" in r for r in results)
+            console().print(f"{maps} heat map(s) written to {explain}")
     failed = [r for r in results if "error" in r]
     for row in failed:
         sys.stderr.write(f"error: {row['file']}: {row['error']}\n")

@@ -90,3 +90,12 @@ def metrics_tables(report: dict[str, Any]) -> list[Table]:
     for name, counts in zip(report["labels"], report["confusion_matrix"], strict=True):
         confusion.add_row(name, *(str(c) for c in counts))
     return [per_class, confusion]
+
+
+def tta_line(report: dict[str, Any], cached: int) -> str:
+    """Accuracy with and without test-time flips, and where the mirrored views came from."""
+    with_tta, without = report["accuracy"], report["without_tta"]["accuracy"]
+    source = (f"mirrored views of {cached} of {report['n']} images from the feature cache"
+              if cached else "mirrored views computed")
+    return (f"accuracy with test-time flips {with_tta:.4f}, without {without:.4f} "
+            f"({with_tta - without:+.4f}; {source})")

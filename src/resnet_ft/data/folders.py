@@ -8,6 +8,7 @@ and seed always give the same split, and it is written to the run directory
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,13 +113,18 @@ def _val_folder(root: Path) -> Path | None:
     return None
 
 
-def make_split(root: Path, *, val_dir: Path | None, val_split: float, seed: int) -> Split:
+def make_split(root: Path, *, val_dir: Path | None, val_split: float, seed: int,
+               split_file: Path | None = None) -> Split:
     """Training/validation samples of ``root``.
 
-    Precedence: an explicit ``val_dir``; else ``root/train`` with ``root/val`` (or
-    ``validation``); else a seeded, stratified split of each class by ``val_split``.
+    Precedence: a ``split_file`` (``split.csv`` of a run, or the leakage-free one
+    ``doctor --fix-split`` writes); an explicit ``val_dir``; else ``root/train``
+    with ``root/val`` (or ``validation``); else a seeded, stratified split of
+    each class by ``val_split``.
     """
     root = Path(root)
+    if split_file is not None:
+        return read_split(Path(split_file), scan(root)[0])
     if val_dir is None and (root / "train").is_dir() and _val_folder(root) is not None:
         val_dir = _val_folder(root)
         root = root / "train"
@@ -137,6 +143,32 @@ def make_split(root: Path, *, val_dir: Path | None, val_split: float, seed: int)
         val.extend(members[i] for i in sorted(order[:n_val]))
         train.extend(members[i] for i in sorted(order[n_val:]))
     return Split(labels, train, val, "split", ignored)
+
+
+def read_split(path: Path, labels: list[str]) -> Split:
+    """A split written as ``file,label,subset`` rows; ``labels`` fixes the class order.
+
+    Every row must name a known class and the subset ``train`` or ``val``; a
+    listed file that has since gone missing is reported later like any
+    undecodable file.
+    """
+    index = {name: i for i, name in enumerate(labels)}
+    subsets: dict[str, list[Sample]] = {"train": [], "val": []}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"file", "label", "subset"} <= set(reader.fieldnames or ()):
+                raise InputError(f"split file {path} needs the columns file, label, subset")
+            for line, row in enumerate(reader, start=2):
+                if row["label"] not in index or row["subset"] not in subsets:
+                    raise InputError(f"split file {path}, line {line}: unknown class "
+                                     f"{row['label']!r} or subset {row['subset']!r}")
+                subsets[row["subset"]].append(Sample(Path(row["file"]), index[row["label"]]))
+    except OSError as exc:
+        raise InputError(f"cannot read split file {path}: {exc.strerror or exc}") from exc
+    except csv.Error as exc:
+        raise InputError(f"split file {path} is not valid CSV: {exc}") from exc
+    return Split(labels, subsets["train"], subsets["val"], "file")
 
 
 def require_every_class(labels: list[str], samples: list[Sample], where: str) -> None:

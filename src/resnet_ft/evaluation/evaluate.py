@@ -2,9 +2,15 @@
 
 The evaluation report is what ``resnet-ft evaluate`` leaves in its folder:
 ``metrics.json`` (accuracy, top-k, per-class precision/recall/F1, confusion
-matrix), ``misclassified.csv`` and ``confusion.png``. It is written here, by
-the library, so that scripts calling :func:`evaluate` get the same files the
-command line writes.
+matrix, calibration), ``misclassified.csv`` and ``confusion.png``. It is
+written here, by the library, so that scripts calling :func:`evaluate` get
+the same files the command line writes.
+
+Test-time flips (``tta``) average the probabilities of each image and its
+horizontal mirror. A head-only run reads both views from the feature cache
+training filled (:func:`cached_head`), so on images it has seen they cost
+nothing, and its metrics are computed exactly as training computed them
+(also under mixed precision); other models run the mirror through the network.
 """
 
 from __future__ import annotations
@@ -15,14 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
-from resnet_ft.data.folders import scan
+from resnet_ft.data.folders import Sample, scan
 from resnet_ft.errors import InputError
-from resnet_ft.evaluation.metrics import classification_report
+from resnet_ft.evaluation.metrics import calibration, classification_report
 from resnet_ft.evaluation.plots import plot_confusion
 from resnet_ft.evaluation.predictor import Predictor, load_predictor
 from resnet_ft.util.atomic import write_text
 from resnet_ft.util.tables import csv_text
+
+#: Pooled features per call of the head on cached features.
+HEAD_BATCH = 256
 
 
 @dataclass
@@ -33,6 +43,31 @@ class Evaluation:
     folder: Path
     misclassified: list[tuple[str, str, str, float]]
     skipped: dict[str, str]
+    cached: int = 0  # images whose features the feature cache served
+
+
+@dataclass
+class Scores:
+    """Every evaluated image's probabilities per view (view 1: the mirror), and the failures."""
+
+    paths: list[Path]
+    truth: np.ndarray  # (N,) class indices
+    views: np.ndarray  # (N, views, classes)
+    skipped: dict[str, str]
+    cached: int = 0
+
+    def probs(self, tta: bool = False) -> np.ndarray:
+        """(N, classes): the first view's, or the mean over the image and its mirror."""
+        return self.views.mean(axis=1) if tta else self.views[:, 0]
+
+
+@dataclass
+class CachedHead:
+    """A head-only run seen through the feature cache: backbone file, its cache, the head."""
+
+    backbone: Any
+    cache: Any
+    head: Any
 
 
 def evaluate(
@@ -42,21 +77,29 @@ def evaluate(
     out: str | Path | None = None,
     top_k: int = 5,
     model: str | Path | None = None,
+    tta: bool = False,
+    console: Console | None = None,
 ) -> Evaluation:
     """Evaluate ``run`` (or the exported ``model``) on ``data_dir`` and write the report.
 
     The report goes to ``out``, by default ``RUN/eval/<data folder name>``
-    (``-<export name>`` appended when an exported model is evaluated).
+    (``-<export name>`` appended when an exported model is evaluated). With
+    ``tta`` the report is of the flip-averaged predictions and also holds
+    ``without_tta`` accuracy, so the gain is visible.
     """
     from resnet_ft.exports import load_exported
 
     run, data_dir = Path(run), Path(data_dir)
     predictor = load_exported(model) if model else load_predictor(run)
-    report, misclassified, skipped = evaluate_dir(predictor, data_dir, top_k=top_k)
+    _, samples, _ = scan(data_dir, predictor.labels)
+    scores = score(predictor, samples, views=2 if tta else 1,
+                   cached=None if model else cached_head(run, predictor),
+                   console=console or Console(stderr=True), where=str(data_dir))
+    report, misclassified = scores_report(scores, predictor.labels, top_k, tta)
     name = data_dir.resolve().name + (f"-{Path(model).name}" if model else "")
     folder = Path(out) if out else run / "eval" / name
     write_report(folder, report, misclassified)
-    return Evaluation(report, folder, misclassified, skipped)
+    return Evaluation(report, folder, misclassified, scores.skipped, scores.cached)
 
 
 def write_report(folder: Path, report: dict[str, Any],
@@ -71,23 +114,112 @@ def write_report(folder: Path, report: dict[str, Any],
 def evaluate_dir(predictor: Predictor, data_dir: Path, *, top_k: int = 5,
                  batch_size: int = 32) -> tuple[dict[str, Any], list, dict[str, str]]:
     """Metrics of the run on a class-per-folder set whose classes match the run's labels."""
-
     _, samples, _ = scan(Path(data_dir), predictor.labels)
-    paths = [s.path for s in samples]
-    truth, rows, skipped = [], [], {}
-    for index, probs, error in predictor.probabilities(paths, batch_size):
-        if probs is None:
-            skipped[str(paths[index])] = error
-            continue
-        truth.append(samples[index].label)
-        rows.append((paths[index], probs))
-    if not rows:
-        raise InputError(f"no decodable images in {data_dir}")
-    probs = np.stack([p for _, p in rows])
-    report = classification_report(np.array(truth), probs, predictor.labels, top_k)
+    scores = score(predictor, samples, batch_size=batch_size, where=str(data_dir))
+    report, misclassified = scores_report(scores, predictor.labels, top_k)
+    return report, misclassified, scores.skipped
+
+
+def scores_report(scores: Scores, labels: list[str], top_k: int = 5,
+                  tta: bool = False) -> tuple[dict[str, Any], list[tuple[str, str, str, float]]]:
+    """The metrics of ``scores`` (flip-averaged with ``tta``) and the misclassified files."""
+    probs = scores.probs(tta)
+    report = classification_report(scores.truth, probs, labels, top_k)
+    report["calibration"] = calibration(scores.truth, probs)
+    if tta:
+        plain = classification_report(scores.truth, scores.probs(False), labels, top_k)
+        report["tta"] = "flip"
+        report["without_tta"] = {key: plain[key] for key in ("accuracy", "top_k_accuracy")
+                                 if key in plain}
     predicted = probs.argmax(axis=1)
     misclassified = [
-        (str(path), predictor.labels[t], predictor.labels[p], float(pr[p]))
-        for (path, pr), t, p in zip(rows, truth, predicted, strict=True) if t != p
+        (str(path), labels[t], labels[p], float(row[p]))
+        for path, row, t, p in zip(scores.paths, probs, scores.truth, predicted, strict=True)
+        if t != p
     ]
-    return report, misclassified, skipped
+    return report, misclassified
+
+
+def score(predictor: Predictor, samples: list[Sample], *, views: int = 1, batch_size: int = 32,
+          cached: CachedHead | None = None, console: Console | None = None,
+          where: str = "the evaluated set") -> Scores:
+    """Probabilities of every decodable sample and view; undecodable files are listed apart."""
+    paths = [s.path for s in samples]
+    if cached is not None:
+        found, probs, skipped, hits = _cached_probabilities(cached, paths, views, predictor,
+                                                            console or Console(stderr=True))
+    else:
+        found, rows, skipped, hits = [], [], {}, 0
+        for index, row, error in predictor.view_probabilities(paths, batch_size, views):
+            if row is None:
+                skipped[str(paths[index])] = error
+            else:
+                found.append(index)
+                rows.append(row)
+        probs = np.stack(rows) if rows else np.zeros((0, views, len(predictor.labels)))
+    if not found:
+        raise InputError(f"no decodable images in {where}")
+    truth = np.array([samples[i].label for i in found], np.int64)
+    return Scores([paths[i] for i in found], truth, probs, skipped, hits)
+
+
+def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int,
+                          predictor: Predictor, console: Console):
+    """(found indices, (n, views, classes) probabilities, skipped, cache hits) via the cache."""
+    from resnet_ft.features.extract import extract
+
+    table = extract(paths, cached.backbone, predictor.preprocessing, views=views,
+                    cache=cached.cache, console=console)
+    found = [i for i in range(len(paths)) if i not in table.errors]
+    features = table.values[found]
+    probs = np.stack([
+        np.concatenate([np.asarray(cached.head(features[start:start + HEAD_BATCH, view],
+                                               training=False), np.float32)
+                        for start in range(0, max(len(found), 1), HEAD_BATCH)])
+        for view in range(views)], axis=1)
+    skipped = {str(paths[i]): reason for i, reason in sorted(table.errors.items())}
+    return found, probs, skipped, len(found) - table.extracted
+
+
+def cached_head(run: Path, predictor: Predictor) -> CachedHead | None:
+    """The run's feature cache, when its entries are exactly this model's inputs.
+
+    Only a head-only run feeds its saved head the pooled features it cached,
+    and only while its backbone file is unchanged: the file is loaded and its
+    weights compared with the run's, so a backbone replaced since training is
+    neither trusted nor poisoned with this model's features. Missing entries
+    are computed as training computed them (in the run's precision), so the
+    cache stays one store with one meaning per key.
+    """
+    from resnet_ft.data.preprocessing import Preprocessing
+    from resnet_ft.features.identity import backbone_identity, default_cache_dir
+    from resnet_ft.features.store import FeatureCache
+    from resnet_ft.models.files import backbone_metadata, load_backbone
+    from resnet_ft.models.precision import compute_backbone
+    from resnet_ft.training.config import load_yaml, make_config
+
+    try:
+        config = make_config(load_yaml(run / "config.yaml"))
+    except InputError:
+        return None
+    file = Path(config.backbone)
+    decided = config.precision != "auto"  # training records what it decided; else unknown
+    if not (config.cache and config.trainable == "head" and decided and file.is_file()):
+        return None
+    backbone = load_backbone(file)
+    layers = {layer.name: layer for layer in predictor.model.layers}
+    ours = layers.get(backbone.name)
+    spec = Preprocessing(config.image_size, config.resize)
+    if ours is None or spec != predictor.preprocessing or not _same_weights(backbone, ours):
+        return None
+    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    cache = FeatureCache(root, backbone_identity(file, config.precision), spec)
+    work = compute_backbone(backbone, backbone_metadata(file), config.precision)
+    return CachedHead(work, cache, layers["head"])
+
+
+def _same_weights(a: Any, b: Any) -> bool:
+    left, right = a.weights, b.weights
+    return len(left) == len(right) and all(
+        x.shape == y.shape and np.array_equal(np.asarray(x), np.asarray(y))
+        for x, y in zip(left, right, strict=True))

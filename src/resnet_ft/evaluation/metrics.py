@@ -49,3 +49,34 @@ def classification_report(
         report.update(top_k=top_k, top_k_accuracy=float(hits.mean()) if n else 0.0)
     report.update(per_class=per_class, confusion_matrix=matrix.tolist(), labels=list(labels))
     return report
+
+
+#: Equal-width confidence bins of the reliability diagram (the usual 10, as in Guo et al. 2017).
+CALIBRATION_BINS = 10
+
+
+def calibration(y_true: np.ndarray, probs: np.ndarray,
+                bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Reliability bins and expected calibration error of the top-1 confidence.
+
+    A well-calibrated model is right 80 % of the time when it says 0.8. Each
+    bin ``(lower, upper]`` holds the images whose top probability falls in it,
+    with their mean confidence and their accuracy; ECE is the image-weighted
+    mean gap ``|accuracy - confidence|`` over the bins (0: perfectly calibrated).
+    """
+    y_true = np.asarray(y_true, np.int64)
+    confidence = probs.max(axis=1).astype(np.float64)
+    correct = probs.argmax(axis=1) == y_true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # bin i holds (edges[i], edges[i+1]]; a confidence of exactly 0 cannot occur (sum is 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    rows, ece = [], 0.0
+    for index in range(bins):
+        members = which == index
+        count = int(members.sum())
+        mean_conf = float(confidence[members].mean()) if count else 0.0
+        accuracy = float(correct[members].mean()) if count else 0.0
+        ece += count * abs(accuracy - mean_conf)
+        rows.append({"lower": float(edges[index]), "upper": float(edges[index + 1]),
+                     "count": count, "confidence": mean_conf, "accuracy": accuracy})
+    return {"bins": rows, "ece": ece / len(y_true) if len(y_true) else 0.0}

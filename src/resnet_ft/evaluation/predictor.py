@@ -35,22 +35,42 @@ class Predictor:
     preprocessing: Preprocessing
     softmax: bool = False  # ImageNet backbones output logits
 
-    def probabilities(self, paths: list[Path], batch_size: int = 32):
-        """Yield ``(index, probabilities or None, error or None)`` for every path, in order."""
+    def probabilities(self, paths: list[Path], batch_size: int = 32, *, tta: bool = False):
+        """Yield ``(index, probabilities or None, error or None)`` for every path, in order.
+
+        ``tta``: the mean of the probabilities of the image and its horizontal mirror.
+        """
+        for index, views, error in self.view_probabilities(paths, batch_size, 2 if tta else 1):
+            yield index, (None if views is None else views.mean(axis=0)), error
+
+    def view_probabilities(self, paths: list[Path], batch_size: int = 32, views: int = 1):
+        """Yield ``(index, (views, classes) probabilities or None, error or None)`` per path.
+
+        View 1 is the horizontal mirror (the second view of the feature cache);
+        both views go through the model as one batch.
+        """
         dataset = image_dataset([str(p) for p in paths], self.preprocessing).batch(batch_size)
         index = 0
         for pixels, errors in dataset:
             ok = np.array([not e for e in errors.numpy()])
-            scores = np.zeros((len(ok), len(self.labels)), np.float32)
+            scores = np.zeros((len(ok), views, len(self.labels)), np.float32)
             if ok.any():
-                out = np.asarray(self.model(pixels.numpy()[ok], training=False))
-                if self.softmax:
-                    out = np.exp(out - out.max(axis=1, keepdims=True))
-                    out /= out.sum(axis=1, keepdims=True)
-                scores[ok] = out
+                batch = pixels.numpy()[ok]
+                if views == 2:
+                    batch = np.concatenate([batch, batch[:, :, ::-1]])
+                out = self._scores(batch)
+                scores[ok] = np.stack(np.split(out, views), axis=1)
             for row, error in enumerate(errors.numpy()):
                 yield index, (None if error else scores[row]), (error.decode() or None)
                 index += 1
+
+    def _scores(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities of a batch of pixels (softmax of an ImageNet model's logits)."""
+        out = np.asarray(self.model(pixels, training=False))
+        if self.softmax:
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out
 
 
 def load_predictor(model: str | Path, labels_file: str | Path | None = None) -> Predictor:
@@ -96,12 +116,13 @@ def collect_images(inputs: list[str]) -> list[Path]:
 
 
 def predict_files(
-    predictor: Predictor, paths: list[Path], *, top_k: int = 5, batch_size: int = 32
+    predictor: Predictor, paths: list[Path], *, top_k: int = 5, batch_size: int = 32,
+    tta: bool = False,
 ) -> list[dict[str, Any]]:
     """One result per file: label, probability and top-k, or an error."""
     k = min(top_k, len(predictor.labels))
     results: list[dict[str, Any]] = []
-    for index, probs, error in predictor.probabilities(paths, batch_size):
+    for index, probs, error in predictor.probabilities(paths, batch_size, tta=tta):
         if probs is None:
             results.append({"file": str(paths[index]), "error": error})
             continue
@@ -123,13 +144,24 @@ def predict(
     top_k: int = 5,
     batch_size: int = 32,
     labels: str | Path | None = None,
+    tta: bool = False,
+    explain: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Classify image files (paths, directories or glob patterns) with a run or backbone.
 
     One result per file, in order: ``label``, ``probability`` and ``top_k``,
     or ``error`` for a file that cannot be read (the others are still
     classified). ``labels`` names the classes of an ``--include-top`` backbone.
+    ``tta`` averages each image's probabilities with its mirror's. ``explain``
+    writes a Grad-CAM overlay PNG per classified image into that folder and
+    adds its path to the result as ``heatmap``.
     """
+    from resnet_ft.evaluation.gradcam import cam_model, explain_results
+
     predictor = load_predictor(model, labels)
+    cam = cam_model(predictor) if explain is not None else None  # refused before any work
     files = collect_images([str(image) for image in images])
-    return predict_files(predictor, files, top_k=top_k, batch_size=batch_size)
+    results = predict_files(predictor, files, top_k=top_k, batch_size=batch_size, tta=tta)
+    if cam is not None:
+        explain_results(cam, predictor.labels, results, Path(explain), batch_size=batch_size)
+    return results

@@ -186,13 +186,16 @@ def stage_of(layer_name: str) -> str:
 
 
 def build_resnet(
-    family: Family, depth: int, *, include_top: bool = False, num_classes: int = 1000
+    family: Family, depth: int, *, include_top: bool = False, num_classes: int = 1000,
+    fold_bn: bool = False,
 ) -> keras.Model:
     """Build a ResNet v1 of ``family``'s topology taking RGB pixels in [0, 255].
 
     Output: the last stage's feature map ``(N, h, w, 2048)`` (slim's
     ``resnet_v1_<depth>/block4`` end point). With ``include_top`` the model has
     a second output, the classifier logits after global average pooling.
+    ``fold_bn`` builds the inference-only variant whose convolutions carry a
+    bias and no BatchNorm follows them (see :mod:`resnet_ft.models.folding`).
     """
     import keras
     from keras import layers
@@ -200,14 +203,14 @@ def build_resnet(
     if depth not in DEPTHS:
         raise ValueError(f"unsupported depth {depth}; choose from {sorted(DEPTHS)}")
     inputs = keras.Input(shape=(None, None, 3), name="pixels")
-    x = _stem(inputs, family)
+    x = _stem(inputs, family, fold_bn)
     channels = 64
     for stage, count in enumerate(DEPTHS[depth]):
         strided_unit = 0 if family.stride_unit == "first" else count - 1
         for unit in range(count):
             stride = family.stage_strides[stage] if unit == strided_unit else 1
             name = f"{STAGES[stage]}.unit_{unit + 1}.{UNIT_SCOPE}"
-            x = _bottleneck(x, family, channels, STAGE_WIDTHS[stage], stride, name)
+            x = _bottleneck(x, family, channels, STAGE_WIDTHS[stage], stride, name, fold_bn)
             channels = STAGE_WIDTHS[stage] * EXPANSION
     outputs = x
     if include_top:
@@ -217,8 +220,12 @@ def build_resnet(
     return keras.Model(inputs, outputs, name=family.model_name(depth))
 
 
-def _conv_bn(x, family: Family, filters: int, kernel: int, stride: int, name: str, relu: bool):
-    """Conv (strided ones padded symmetrically by (k - 1) // 2) -> BN -> optional ReLU."""
+def _conv_bn(x, family: Family, filters: int, kernel: int, stride: int, name: str, relu: bool,
+             fold: bool = False):
+    """Conv (strided ones padded symmetrically by (k - 1) // 2) -> BN -> optional ReLU.
+
+    ``fold``: the convolution has a bias and no BN follows (BN folded into it).
+    """
     from keras import layers
 
     if stride > 1 and kernel > 1:
@@ -227,42 +234,46 @@ def _conv_bn(x, family: Family, filters: int, kernel: int, stride: int, name: st
         x = layers.ZeroPadding2D(pad, name=f"{name}.pad")(x)
     padding = "same" if stride == 1 else "valid"
     x = layers.Conv2D(
-        filters, kernel, strides=stride, padding=padding, use_bias=family.conv_bias, name=name,
+        filters, kernel, strides=stride, padding=padding, use_bias=family.conv_bias or fold,
+        name=name,
     )(x)
-    x = layers.BatchNormalization(
-        epsilon=family.bn_epsilon, momentum=family.bn_momentum, name=f"{name}.BatchNorm"
-    )(x)
+    if not fold:
+        x = layers.BatchNormalization(
+            epsilon=family.bn_epsilon, momentum=family.bn_momentum, name=f"{name}.BatchNorm"
+        )(x)
     return layers.ReLU(name=f"{name}.relu")(x) if relu else x
 
 
-def _stem(inputs, family: Family):
+def _stem(inputs, family: Family, fold: bool):
     """Input normalisation, the 7x7/2 convolution and the 3x3/2 max-pool."""
     from keras import layers
 
     norm = family.normalization
     x = layers.Rescaling(scale=norm.scale, offset=norm.offset, name="normalize")(inputs)
-    x = _conv_bn(x, family, 64, 7, 2, "conv1", relu=True)
+    x = _conv_bn(x, family, 64, 7, 2, "conv1", relu=True, fold=fold)
     if family.pool_padding == "symmetric":
         x = layers.ZeroPadding2D(1, name="pool1.pad")(x)
         return layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")(x)
     return layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
 
 
-def _bottleneck(x, family: Family, channels: int, width: int, stride: int, name: str):
+def _bottleneck(x, family: Family, channels: int, width: int, stride: int, name: str,
+                fold: bool):
     """One bottleneck unit: 1x1 -> 3x3 -> 1x1 (x4 channels), plus the shortcut, then ReLU."""
     from keras import layers
 
     out_channels = width * EXPANSION
     if channels != out_channels:
-        shortcut = _conv_bn(x, family, out_channels, 1, stride, f"{name}.shortcut", relu=False)
+        shortcut = _conv_bn(x, family, out_channels, 1, stride, f"{name}.shortcut", relu=False,
+                            fold=fold)
     elif stride > 1:
         # slim's `subsample`: a 1x1 max-pool, i.e. take every stride-th pixel.
         shortcut = layers.MaxPooling2D(1, strides=stride, name=f"{name}.shortcut")(x)
     else:
         shortcut = x
     s1, s2 = (stride, 1) if family.stride_conv == "conv1" else (1, stride)
-    y = _conv_bn(x, family, width, 1, s1, f"{name}.conv1", relu=True)
-    y = _conv_bn(y, family, width, 3, s2, f"{name}.conv2", relu=True)
-    y = _conv_bn(y, family, out_channels, 1, 1, f"{name}.conv3", relu=False)
+    y = _conv_bn(x, family, width, 1, s1, f"{name}.conv1", relu=True, fold=fold)
+    y = _conv_bn(y, family, width, 3, s2, f"{name}.conv2", relu=True, fold=fold)
+    y = _conv_bn(y, family, out_channels, 1, 1, f"{name}.conv3", relu=False, fold=fold)
     x = layers.Add(name=f"{name}.add")([shortcut, y])
     return layers.ReLU(name=f"{name}.out")(x)

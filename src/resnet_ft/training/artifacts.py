@@ -4,26 +4,30 @@ A run directory is self-describing from its first second (``config.yaml``,
 ``labels.json``, ``split.csv``), so a crashed run can be audited and resumed;
 at the end it holds the best epoch's classifier (``model.keras``) and the
 validation report (``metrics.json``, ``history.csv``, ``curves.png``,
-``confusion.png``), plus ``skipped.csv`` when files could not be decoded.
+``confusion.png``, ``top_losses.png``), plus ``skipped.csv`` when files could
+not be decoded.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 
 from resnet_ft.data.folders import Split
 from resnet_ft.errors import InputError
-from resnet_ft.evaluation.metrics import classification_report
+from resnet_ft.evaluation.metrics import calibration, classification_report
 from resnet_ft.evaluation.plots import plot_confusion, plot_curves
+from resnet_ft.evaluation.top_losses import plot_top_losses, top_losses
 from resnet_ft.models.files import save_model
 from resnet_ft.models.head import assemble
 from resnet_ft.models.precision import copy_weights
-from resnet_ft.models.run_dir import LABELS_FILE, MODEL_FILE, SPLIT_FILE
+from resnet_ft.models.run_dir import LABELS_FILE, MODEL_FILE, SPLIT_FILE, split_files
 from resnet_ft.training.config import TrainConfig
 from resnet_ft.training.inputs import Networks
 from resnet_ft.training.loop import Phase, RunContext
@@ -90,9 +94,35 @@ def finish(ctx: RunContext, phases: Sequence[Phase], nets: Networks) -> dict[str
     save_classifier(ctx, nets)
     val_loss, _, probs = evaluate(best.model, best.source, ctx.y_val)
     metrics = classification_report(ctx.y_val, probs, ctx.labels)
-    metrics.update(val_loss=val_loss, best_epoch=state["best_epoch"])
+    metrics.update(val_loss=val_loss, best_epoch=state["best_epoch"],
+                   calibration=calibration(ctx.y_val, probs))
     write_text(ctx.run_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False))
     write_text(ctx.run_dir / "history.csv", history_csv(state["history"]))
     plot_curves(state["history"], ctx.run_dir / "curves.png")
     plot_confusion(metrics["confusion_matrix"], ctx.labels, ctx.run_dir / "confusion.png")
+    write_top_losses(ctx, probs)
     return metrics
+
+
+def write_top_losses(ctx: RunContext, probs: np.ndarray) -> None:
+    """``top_losses.png``: the validation images of largest loss, so mistakes are one click away.
+
+    The validation files are the split's, in order, less those skipped as
+    undecodable: the rows ``probs`` belongs to.
+    """
+    val = usable_files(ctx.run_dir, "val")
+    if len(val) != len(ctx.y_val):  # a stale skipped.csv of an earlier attempt: do not guess
+        ctx.console.print("top_losses.png not written: cannot match validation files to rows")
+        return
+    items = top_losses(val, ctx.y_val, probs, ctx.labels)
+    plot_top_losses(items, ctx.run_dir / "top_losses.png")
+
+
+def usable_files(run_dir: Path, subset: str) -> list[Path]:
+    """The run's ``train`` or ``val`` files that it used: ``split.csv``'s less ``skipped.csv``'s."""
+    try:
+        with (run_dir / "skipped.csv").open(newline="", encoding="utf-8") as handle:
+            skipped = {row["file"] for row in csv.DictReader(handle)}
+    except FileNotFoundError:
+        skipped = set()
+    return [path for path in split_files(run_dir, subset) if str(path) not in skipped]

@@ -2,9 +2,11 @@
 
 One dataclass is the single source of truth for option names, defaults, help
 texts and accepted ranges (field metadata, see :func:`setting`); the command
-line's ``train`` options are generated from it. A YAML file sets any field;
-options given on the command line win; unknown keys, wrong types and
-out-of-range values are errors that name the key and the accepted range. The
+line's ``train`` options are generated from it, and ``distill``'s from
+:class:`DistillConfig`, which adds the teacher and the soft loss to it. A YAML
+file sets any field; options given on the command line win; unknown keys,
+wrong types and out-of-range values are errors that name the key and the
+accepted range (and :meth:`TrainConfig.check` those that involve several). The
 fully resolved config is written to the run directory, and
 ``--config RUN_DIR/config.yaml`` reproduces the run.
 """
@@ -12,16 +14,17 @@ fully resolved config is written to the run directory, and
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
 from resnet_ft.errors import InputError
-from resnet_ft.models.precision import PRECISIONS
+from resnet_ft.models.precision import PRECISIONS, resolve_precision
 from resnet_ft.training.distribute import STRATEGIES
 
 RESIZE_MODES = ("crop", "squash")
@@ -33,7 +36,8 @@ CLASS_WEIGHTS = ("none", "balanced")
 
 def setting(default: Any, help: str, *, check: Callable[[Any], bool] | None = None,
             accepted: str = "", cli: str = "option", shown: str | None = None,
-            note: str = "", off: tuple[str, Any] | None = None, path: bool = False) -> Any:
+            note: str = "", off: tuple[str, Any] | None = None, path: bool = False,
+            flag: str | None = None) -> Any:
     """A config field with everything the CLI and the validator need to know about it.
 
     ``help`` is the option's help text, to which ``--help`` appends the default
@@ -42,11 +46,12 @@ def setting(default: Any, help: str, *, check: Callable[[Any], bool] | None = No
     (``--name VALUE``), ``argument`` (positional), ``flag`` (``--name``
     turns it on) or ``none``; ``off = (help, value)`` adds a ``--no-name``
     flag that sets ``value``. ``path`` values are typed as paths on the
-    command line and stored as strings.
+    command line and stored as strings. ``flag`` names the option when it
+    should not be the field's name (``--student`` sets ``backbone``).
     """
     return field(default=default, metadata={
         "help": help, "check": check, "accepted": accepted, "cli": cli, "shown": shown,
-        "note": note, "off": off, "path": path,
+        "note": note, "off": off, "path": path, "flag": flag,
     })
 
 
@@ -57,16 +62,23 @@ def _one_of(choices: tuple[str, ...]) -> dict[str, Any]:
 _POSITIVE_INT = {"check": lambda v: v >= 1, "accepted": "an integer >= 1"}
 _POSITIVE = {"check": lambda v: v > 0 and math.isfinite(v), "accepted": "a number > 0"}
 _FRACTION = {"check": lambda v: 0 <= v < 1, "accepted": "a number in [0, 1)"}
+_COUNT = {"check": lambda v: v >= 0, "accepted": "an integer >= 0"}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Every training option. Defaults follow the reference tutorial where it was right."""
 
+    #: Fields set by positional command-line arguments, in their order.
+    ARGUMENTS: ClassVar[tuple[str, ...]] = ("data_dir",)
+
     data_dir: str = setting("", "Class-per-folder images (or data_dir in --config)",
                             cli="argument", path=True)
     backbone: str = setting("", "Backbone .keras from convert", path=True)
     val_dir: str | None = setting(None, "Separate validation folder", path=True)
+    split: str | None = setting(
+        None, "A split.csv (file,label,subset) to train on, such as doctor --fix-split writes",
+        path=True)
     epochs: int = setting(20, "Epochs", **_POSITIVE_INT)
     batch_size: int = setting(16, "Batch size", **_POSITIVE_INT)
     lr: float = setting(2e-4, "Adam learning rate", **_POSITIVE)
@@ -104,11 +116,19 @@ class TrainConfig:
                                   check=lambda v: v >= 0 and math.isfinite(v),
                                   accepted="a number >= 0")
     precision: str = setting(
-        "float32", "float32, mixed_float16 (recommended on GPUs) or mixed_bfloat16",
-        **_one_of(PRECISIONS))
+        "auto", "auto (bfloat16 on CPUs with AMX or AVX512-BF16, float16 on GPUs, else "
+        "float32), float32, mixed_float16 or mixed_bfloat16",
+        note="Saved models are float32 whatever the run computed in.", **_one_of(PRECISIONS))
     strategy: str = setting(
         "auto", "auto, one-device, mirrored (all local GPUs) or multi-worker (TF_CONFIG)",
         note="--batch-size is per replica.", **_one_of(STRATEGIES))
+    prune_head: float = setting(
+        0.0, "Fraction of the head's hidden units to remove (structured pruning)", shown="0: off",
+        note="Units with the smallest L1 norm of outgoing weights go first.", **_FRACTION)
+    prune_rounds: int = setting(4, "Pruning rounds, each removing an equal share",
+                                **_POSITIVE_INT)
+    prune_epochs: int = setting(2, "Head fine-tuning epochs on cached features after each round",
+                                **_COUNT)
 
     def to_yaml(self) -> str:
         """The resolved config as YAML, keys in declaration order."""
@@ -126,9 +146,65 @@ class TrainConfig:
         """Features can be cached when flips are the only augmentation (two views per image)."""
         return set(self.augment) <= {"flip"}
 
+    def resolved(self) -> tuple[TrainConfig, str]:
+        """This config with ``precision: auto`` decided for this machine, and why.
 
-_FIELDS = {f.name: f for f in fields(TrainConfig)}
-_TYPES = {name: f.type for name, f in _FIELDS.items()}
+        The run records the decided precision in its config.yaml, so a rerun
+        from that file computes the same way even on another machine.
+        """
+        precision, why = resolve_precision(self.precision)
+        return dataclasses.replace(self, precision=precision), why
+
+    def check(self) -> None:
+        """Checks that involve several fields (each field's own range is checked on its own)."""
+        if self.prune_head and round(self.head_units * self.prune_head) == 0:
+            raise InputError(f"config: prune_head {self.prune_head} removes no unit of a "
+                             f"{self.head_units}-unit head; raise it or head_units")
+
+
+@dataclass(frozen=True)
+class DistillConfig(TrainConfig):
+    """Every ``distill`` option: a training run of the student, plus the teacher and the loss.
+
+    Loss per labelled image: ``alpha`` x cross-entropy(label) + (1 - alpha) x T^2 x
+    KL(teacher_T || student_T), T = ``temperature``; unlabelled images have the second
+    term only. The defaults (alpha 0.1, T 4) are justified in the README.
+    """
+
+    ARGUMENTS: ClassVar[tuple[str, ...]] = ("teacher", "data_dir")
+
+    backbone: str = setting("", "Student backbone .keras from convert (backbone in --config)",
+                            path=True, flag="student")
+    teacher: str = setting("", "Trained teacher run directory (or teacher in --config)",
+                           cli="argument", path=True)
+    alpha: float = setting(0.1, "Weight of the label loss; 1 - alpha weighs the teacher's",
+                           check=lambda v: 0 <= v <= 1, accepted="a number in [0, 1]",
+                           note="1: labels only.")
+    temperature: float = setting(4.0, "Softmax temperature of the soft loss", **_POSITIVE)
+    unlabeled: str | None = setting(
+        None, "Unlabelled images (any layout): the teacher labels them softly", path=True)
+    baseline: bool = setting(
+        False, "Also train the student on labels alone and report it", cli="flag",
+        note="Cheap: it reuses the cached features; written to RUN_DIR/baseline.")
+
+    def check(self) -> None:
+        """The training checks, and unlabelled images need a soft term to learn from."""
+        super().check()
+        if self.unlabeled and self.alpha == 1:
+            raise InputError("config: unlabeled images need alpha < 1 (at alpha 1 the "
+                             "teacher's soft labels carry no weight)")
+
+    def student(self) -> TrainConfig:
+        """The same run without a teacher: what ``--baseline`` trains."""
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(TrainConfig)})
+
+
+Config = TypeVar("Config", bound=TrainConfig)
+
+
+@functools.cache
+def _fields(kind: type[TrainConfig]) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in fields(kind)}
 
 
 def _augmentations(value: Any) -> tuple[str, ...]:
@@ -148,10 +224,10 @@ def _augmentations(value: Any) -> tuple[str, ...]:
     return names
 
 
-def _coerce(key: str, value: Any) -> Any:
+def _coerce(key: str, value: Any, config: type[TrainConfig]) -> Any:
     if key == "augment":
         return _augmentations(value)
-    kind = _TYPES[key]
+    kind = _fields(config)[key].type
     optional = "None" in kind
     if value is None and optional:
         return None
@@ -172,22 +248,27 @@ def _coerce(key: str, value: Any) -> Any:
     raise InputError(f"config: {key} must be a string (got {value!r})")
 
 
-def make_config(*layers: dict[str, Any]) -> TrainConfig:
-    """Merge option layers (later wins; ``None`` means "not given") and validate."""
+def make_config(*layers: dict[str, Any], kind: type[Config] = TrainConfig) -> Config:
+    """Merge option layers (later wins; ``None`` means "not given") and validate.
+
+    ``kind`` is the config class: :class:`TrainConfig` or :class:`DistillConfig`.
+    """
+    known = _fields(kind)
     merged: dict[str, Any] = {}
     for layer in layers:
         for key, value in layer.items():
-            if key not in _TYPES:
-                known = ", ".join(_TYPES)
-                raise InputError(f"config: unknown key {key!r} (known keys: {known})")
+            if key not in known:
+                raise InputError(f"config: unknown key {key!r} (known keys: {', '.join(known)})")
             if value is not None:
-                merged[key] = _coerce(key, value)
+                merged[key] = _coerce(key, value, kind)
     for key, value in merged.items():
-        check = _FIELDS[key].metadata["check"]
+        check = known[key].metadata["check"]
         if check is not None and value is not None and not check(value):
-            accepted = _FIELDS[key].metadata["accepted"]
+            accepted = known[key].metadata["accepted"]
             raise InputError(f"config: {key} must be {accepted} (got {value!r})")
-    return TrainConfig(**merged)
+    config = kind(**merged)
+    config.check()
+    return config
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

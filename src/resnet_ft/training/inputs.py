@@ -2,8 +2,9 @@
 
 Phase 1 reads pooled features from the feature store (or runs the backbone
 online); phase 2 reads the frozen stages' cached output (or runs the whole
-unfrozen backbone online). The networks a run trains and saves travel
-together as :class:`Networks`.
+unfrozen backbone online). After training, :func:`final_pooled` gives the
+pooled features of the backbone as it is saved, for fine-tuning a pruned
+head. The networks a run trains and saves travel together as :class:`Networks`.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from rich.console import Console
 
 from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.features.boundary import BoundaryCache
-from resnet_ft.features.extract import check_decodable, extract, pooled_features
+from resnet_ft.features.extract import check_decodable, extract, pooled_features, view_outputs
+from resnet_ft.features.identity import backbone_identity, default_cache_dir
 from resnet_ft.features.store import FeatureCache, FeatureTable
 from resnet_ft.models.files import backbone_metadata, load_backbone
+from resnet_ft.models.folding import folded_copy
 from resnet_ft.models.precision import compute_backbone, policy
 from resnet_ft.models.unfreeze import phase2_model, set_trainable, split_backbone
 from resnet_ft.training.config import TrainConfig
 from resnet_ft.training.distribute import run_sharded
-from resnet_ft.training.plan import InputPlan
-from resnet_ft.training.sources import ArraySource, OnlineSource
+from resnet_ft.training.plan import InputPlan, PhasePlan, plan_inputs
+from resnet_ft.training.sources import ArraySource, OnlineSource, WithTargets
 
 
 @dataclass
@@ -64,6 +67,23 @@ class Reader:
     val: list[Path] = field(default_factory=list)
 
 
+def make_reader(config: TrainConfig, console: Console, strategy: Any) -> Reader:
+    """How this run reads images: the input plan, the feature store and online augmentation."""
+    inputs = plan_inputs(config)
+    preprocessing = Preprocessing(config.image_size, config.resize)
+    cache = None
+    if inputs.cached:
+        root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        cache = FeatureCache(root, backbone_identity(config.backbone, config.precision),
+                             preprocessing)
+    augment = None
+    if inputs.online_augment:
+        from resnet_ft.data.augment import augmentation
+
+        augment = augmentation(inputs.online_augment, config.image_size, config.seed)
+    return Reader(preprocessing, inputs, cache, strategy, console, augment)
+
+
 def load_networks(config: TrainConfig) -> Networks:
     """The backbone from its file, and the copy that computes in ``config.precision``."""
     backbone = load_backbone(config.backbone)
@@ -71,13 +91,27 @@ def load_networks(config: TrainConfig) -> Networks:
     return Networks(backbone, compute_backbone(backbone, metadata, config.precision), metadata)
 
 
-def feature_table(paths: list[Path], nets: Networks, reader: Reader) -> FeatureTable:
+def extractor(nets: Networks, precision: str) -> Any:
+    """The model extraction runs: the backbone with BN folded in, computing in ``precision``.
+
+    Built from the float32 weights each time (see :mod:`resnet_ft.models.folding`):
+    the same function as the backbone, with a third fewer ops to run. Every
+    path that fills the feature store (train, distill, doctor, sweep) uses it, so
+    they store and reuse the same numbers.
+    """
+    with policy(precision):
+        return folded_copy(nets.backbone, nets.metadata)
+
+
+def feature_table(paths: list[Path], nets: Networks, reader: Reader,
+                  precision: str) -> FeatureTable:
     """Pooled features of every file (cached inputs), or only which files fail to decode."""
     if reader.cache is None:
         errors = check_decodable(paths, reader.preprocessing, reader.console)
         return FeatureTable(np.zeros((0,)), errors)
-    return extract(paths, nets.work, reader.preprocessing, views=reader.inputs.views,
-                   strategy=reader.strategy, cache=reader.cache, console=reader.console)
+    return extract(paths, extractor(nets, precision), reader.preprocessing,
+                   views=reader.inputs.views, strategy=reader.strategy, cache=reader.cache,
+                   console=reader.console)
 
 
 def head_source(table: FeatureTable, n_train: int, nets: Networks, reader: Reader) -> Any:
@@ -121,3 +155,36 @@ def stages_model_and_source(config: TrainConfig, nets: Networks, reader: Reader,
     )
     with policy(config.precision):
         return phase2_model(upper, nets.head), source
+
+
+def final_pooled(plan: PhasePlan, source: Any, config: TrainConfig, nets: Networks,
+                 reader: Reader) -> ArraySource:
+    """Pooled features of the backbone as saved, per training file and view, and validation.
+
+    After head-only training they are the cached features already in
+    ``source``; after phase 2 the unfrozen stages run once over the cached
+    boundary tensors; online runs extract them once (not cached: the backbone
+    may have changed). Views follow the epoch's (``reader.inputs.epoch_views``).
+    """
+    inner = source.inner if isinstance(source, WithTargets) else source
+    if plan.inputs == "pooled":
+        return inner
+    views = reader.inputs.epoch_views
+    if plan.inputs == "boundary":
+        run = view_outputs(split_backbone(nets.work, config.trainable)[1], 1, pool=True)
+        return ArraySource(_pool(run, inner.train, reader), _pool(run, inner.val, reader))
+    table = [extract(files, nets.work, reader.preprocessing, views=n, cache=None,
+                     console=reader.console, description="pooling (pruning)",
+                     strategy=reader.strategy).values
+             for files, n in ((reader.train, views), (reader.val, 1))]
+    return ArraySource(*table)
+
+
+def _pool(run: Any, boundary: np.ndarray, reader: Reader) -> np.ndarray:
+    """``run`` (the unfrozen stages, pooled) on every boundary tensor and view: (N, views, C)."""
+    per_view = []
+    for view in range(boundary.shape[1]):
+        per_view.append(np.concatenate([
+            run_sharded(reader.strategy, run, np.asarray(boundary[i : i + 32, view], np.float32))
+            for i in range(0, len(boundary), 32)])[:, 0])
+    return np.stack(per_view, axis=1)

@@ -43,7 +43,7 @@ class Phase:
     model: Any
     optimizer: Any
     source: Any
-    step: Callable[[Any, np.ndarray], tuple[Any, Any]] | None = None
+    step: Callable[..., tuple[Any, Any]] | None = None
 
 
 @dataclass
@@ -57,7 +57,7 @@ class RunContext:
     preprocessing: Preprocessing
     store: RunState
     state: dict[str, Any]
-    y_train: np.ndarray
+    y_train: np.ndarray  # -1: an unlabelled image (distillation only)
     y_val: np.ndarray
     total_epochs: int
     global_batch: int
@@ -113,24 +113,30 @@ def _run_phase(ctx: RunContext, phase: Phase, callbacks: Sequence[Callback], vie
 
 def _train_epoch(ctx: RunContext, phase: Phase, epoch: int, views: int,
                  interrupted: _SigintFlag) -> tuple[float, float]:
-    """One pass over the training set in the epoch's seeded order; (mean loss, accuracy)."""
+    """One pass over the training set in the epoch's seeded order; (mean loss, accuracy).
+
+    A batch is the inputs, or the inputs and the teacher's probabilities
+    (distillation); accuracy counts labelled images only (unlabelled ones are -1).
+    """
     rng = np.random.default_rng([ctx.config.seed, epoch])
     order = rng.permutation(len(ctx.y_train))  # the same on every worker
     flips = rng.integers(0, views, len(ctx.y_train))
     total = correct = 0.0
-    seen = 0
+    seen = labelled = 0
     label = f"epoch {epoch}/{ctx.total_epochs}"
     with track(ctx.console, label, len(ctx.y_train), plain=False) as progress:
-        for x in phase.source.batches(order, flips, ctx.global_batch):
+        for batch in phase.source.batches(order, flips, ctx.global_batch):
+            x, *teacher = batch if isinstance(batch, tuple) else (batch,)
             y = ctx.y_train[order[seen : seen + len(x)]]
-            batch_loss, batch_correct = phase.step(x, y)
+            batch_loss, batch_correct = phase.step(x, y, *teacher)
             total += float(batch_loss)
             correct += float(batch_correct)
             seen += len(x)
+            labelled += int((y >= 0).sum())
             progress.advance(len(x))
             if interrupted.flag:
                 raise KeyboardInterrupt
-    return total / seen, correct / seen
+    return total / seen, correct / max(labelled, 1)
 
 
 def _record(state: dict[str, Any], row: dict[str, Any]) -> bool:

@@ -4,7 +4,8 @@ Every choice that used to hide in ``if``s across the training code is made
 here, once, as plain data: where the inputs come from (the feature cache or
 the image files every epoch), how many views per image exist and how many an
 epoch draws from, which augmentations run online, and which phases train
-what, for how long, at which learning rate. The plan is pure — it can be
+what, for how long, at which learning rate; and, with ``--prune-head``, how
+many hidden units each pruning round keeps. The plan is pure — it can be
 printed, compared and unit-tested without building a model — and the rest of
 :mod:`resnet_ft.training` only carries it out.
 """
@@ -68,11 +69,25 @@ class PhasePlan:
 
 
 @dataclass(frozen=True)
+class PruneRound:
+    """One round of structured head pruning: keep ``units`` hidden units, then fine-tune.
+
+    ``phase`` trains the pruned head on pooled features at the head's learning
+    rate; its epochs continue the numbering of the previous round (seeds differ).
+    """
+
+    number: int
+    units: int
+    phase: PhasePlan
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The whole run: inputs and phases."""
+    """The whole run: inputs, phases, and the pruning rounds after them (none by default)."""
 
     inputs: InputPlan
     phases: tuple[PhasePlan, ...]
+    prune: tuple[PruneRound, ...] = ()
 
     @property
     def total_epochs(self) -> int:
@@ -115,7 +130,25 @@ def plan_phases(config: TrainConfig, train_size: int, *, cached: bool) -> tuple[
     return (phase1, phase2)
 
 
+def plan_pruning(config: TrainConfig) -> tuple[PruneRound, ...]:
+    """Rounds that remove ``prune_head`` of the hidden units in equal shares.
+
+    Removing a share at a time and letting the remaining units adapt loses less
+    accuracy than removing them all at once. Rounds that would remove
+    nothing (more rounds than units to remove) are dropped.
+    """
+    units, epochs = config.head_units, config.prune_epochs
+    removed = round(units * config.prune_head)
+    kept = [units - round(removed * r / config.prune_rounds)
+            for r in range(1, config.prune_rounds + 1)]
+    kept = sorted(set(kept) - {units}, reverse=True)
+    return tuple(PruneRound(n, k, PhasePlan(n, (n - 1) * epochs + 1, n * epochs, "pooled",
+                                            config.lr))
+                 for n, k in enumerate(kept, start=1))
+
+
 def make_plan(config: TrainConfig, train_size: int) -> Plan:
     """The plan for ``config`` on a training set of ``train_size`` usable images."""
     inputs = plan_inputs(config)
-    return Plan(inputs, plan_phases(config, train_size, cached=inputs.cached))
+    return Plan(inputs, plan_phases(config, train_size, cached=inputs.cached),
+                plan_pruning(config))

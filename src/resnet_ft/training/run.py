@@ -4,7 +4,13 @@ A run reads as a short story: split the data and write the run files; plan
 the inputs (:mod:`~resnet_ft.training.plan`); compute or load the features;
 build each phase's model and source; run the epoch loop with its callbacks
 (:mod:`~resnet_ft.training.loop`); write the best epoch's model and report
-(:mod:`~resnet_ft.training.artifacts`).
+(:mod:`~resnet_ft.training.artifacts`); with ``--prune-head``, prune the head
+and write the smaller model (:mod:`~resnet_ft.training.prune`).
+
+Distillation (:mod:`~resnet_ft.training.distill`) is this same story with a
+:class:`Distillation` plugged in: it may add unlabelled files, gives the
+teacher's probabilities per training file and view (the sources then yield
+them with the inputs, and the step adds the soft loss), and adds its report.
 
 Two feature sources feed one training loop:
 
@@ -26,37 +32,44 @@ epoch; Ctrl-C finishes the current step, saves, and exits 130.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from rich.console import Console
 
-from resnet_ft.data.folders import Sample, Split, make_split, require_every_class
-from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.errors import InputError
+from resnet_ft.data.folders import Split, make_split
 from resnet_ft.features.boundary import BoundaryCache
-from resnet_ft.features.identity import backbone_identity, default_cache_dir
-from resnet_ft.features.store import FeatureCache
 from resnet_ft.models.head import build_head
-from resnet_ft.models.precision import policy
-from resnet_ft.training.artifacts import finish, report_skipped, save_classifier, write_run_files
+from resnet_ft.training.artifacts import finish, save_classifier, write_run_files
 from resnet_ft.training.callbacks import default_callbacks
 from resnet_ft.training.config import TrainConfig, make_config
 from resnet_ft.training.inputs import (
     Networks,
     Reader,
-    feature_table,
     head_source,
     load_networks,
+    make_reader,
     stages_model_and_source,
 )
-from resnet_ft.training.loop import Interrupted, Phase, RunContext, new_state, run_phases
-from resnet_ft.training.plan import Plan, make_plan, plan_inputs
-from resnet_ft.training.state import RunState, prepare_run_dir, run_lock
-from resnet_ft.training.step import class_weights, learning_rate, make_optimizer, train_step
+from resnet_ft.training.loop import Interrupted, Phase, RunContext, run_phases
+from resnet_ft.training.plan import Plan, make_plan
+from resnet_ft.training.prepare import describe, require_sources, usable_features
+from resnet_ft.training.sources import WithTargets
+from resnet_ft.training.state import prepare_run_dir, run_lock
+from resnet_ft.training.step import (
+    SoftLoss,
+    class_weights,
+    evaluate,
+    learning_rate,
+    make_optimizer,
+    train_step,
+)
+from resnet_ft.util.atomic import write_text
+
+Result = TypeVar("Result")
 
 
 @dataclass
@@ -69,6 +82,25 @@ class TrainResult:
     metrics: dict[str, Any]
     skipped: dict[str, str] = field(default_factory=dict)
     extracted: int = 0
+
+
+class Distillation(Protocol):
+    """What distilling adds to a run; implemented by :class:`~resnet_ft.training.distill.Teacher`.
+
+    ``unlabeled``: extra training files without labels (read after ``check``).
+    """
+
+    loss: SoftLoss
+    unlabeled: list[Path]
+
+    def check(self, split: Split) -> None:
+        """Refuse a teacher of other classes; drop unlabelled files that are in the split."""
+
+    def targets(self, reader: Reader) -> np.ndarray:
+        """Teacher probabilities at the loss's temperature: (len(reader.train), views, C)."""
+
+    def report(self, ctx: RunContext, probs: np.ndarray) -> dict[str, Any]:
+        """Student vs teacher on the validation images, given the student's probabilities."""
 
 
 def train(
@@ -90,12 +122,18 @@ def train(
     writes ``<run_dir>.worker-k`` (each machine keeps its own copy).
     ``config`` may be a mapping of option names, validated like a YAML file.
     """
-    from resnet_ft.training.distribute import make_strategy, worker_index
-
     if not isinstance(config, TrainConfig):
         config = make_config(dict(config))
+    return in_strategy(config, run_dir, console or Console(stderr=True),
+                       lambda strategy, out, con: run_training(config, out, resume, overwrite,
+                                                               con, strategy))
 
-    console = console or Console(stderr=True)
+
+def in_strategy(config: TrainConfig, run_dir: str | Path, console: Console,
+                work: Callable[[Any, Path, Console], Result]) -> Result:
+    """``work(strategy, run_dir, console)`` in the ``--strategy`` scope, on this worker's dir."""
+    from resnet_ft.training.distribute import make_strategy, worker_index
+
     strategy = make_strategy(config.strategy)  # before any TF op: multi-worker needs that
     run_dir = Path(run_dir)
     if worker_index():
@@ -104,131 +142,120 @@ def train(
         console.print(f"{type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
                       f"global batch {config.batch_size * strategy.num_replicas_in_sync}")
     with run_lock(run_dir), strategy.scope():
-        return _train(config, run_dir, resume, overwrite, console, strategy)
+        return work(strategy, run_dir, console)
 
 
-def _train(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool,
-           console: Console, strategy: Any) -> TrainResult:
-    _require_sources(config)
+def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bool,
+                 console: Console, strategy: Any, distillation: Distillation | None = None,
+                 command: str = "train") -> TrainResult:
+    """The run's story, inside the strategy scope; ``distillation`` makes it a distill run."""
+    require_sources(config)
+    asked = config.precision
+    config, why = config.resolved()
+    if asked == "auto":
+        console.print(f"precision {config.precision}: {why}")
     split = make_split(
         Path(config.data_dir), val_dir=Path(config.val_dir) if config.val_dir else None,
         val_split=config.val_split, seed=config.seed,
+        split_file=Path(config.split) if config.split else None,
     )
+    if distillation is not None:
+        distillation.check(split)
+    unlabeled = distillation.unlabeled if distillation is not None else []
     nets = load_networks(config)
     prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     write_run_files(run_dir, config, split)
-    reader = _reader(config, console, strategy)
-    _describe(split, reader)
-    paths = [s.path for s in split.train + split.val]
-    table = feature_table(paths, nets, reader)
-    skipped = {str(paths[i]): reason for i, reason in sorted(table.errors.items())}
-    report_skipped(skipped, run_dir, console, strict=config.strict)
-    train_samples, val_samples = _usable(split, {Path(p) for p in skipped})
-    reader.train = [s.path for s in train_samples]
-    reader.val = [s.path for s in val_samples]
-    ctx = _context(config, run_dir, split, reader, train_samples, val_samples)
-    plan = make_plan(config, len(train_samples))
+    reader = make_reader(config, console, strategy)
+    describe(split, reader, len(unlabeled))
+    table, skipped, ctx = usable_features(config, run_dir, split, unlabeled, nets, reader)
+    plan = make_plan(config, len(ctx.y_train))
     ctx.total_epochs = plan.total_epochs
-    phases = _phases(ctx, plan, nets, reader, head_source(table, len(split.train), nets, reader))
+    targets = distillation.targets(reader) if distillation is not None else None
+    pooled = head_source(table, len(split.train) + len(unlabeled), nets, reader)
+    phases = _phases(ctx, plan, nets, reader, pooled, targets)
     _resume(ctx, phases, resume)
-    weights = class_weights(ctx.y_train, len(split.labels), config.class_weight)
+    prepare = _preparer(ctx, strategy, distillation.loss if distillation is not None else None)
+    metrics, final = _run(ctx, plan, phases, nets, reader, prepare, targets, command)
+    if distillation is not None:
+        _, _, probs = evaluate(final.model, final.source, ctx.y_val)
+        metrics["distillation"] = distillation.report(ctx, probs)
+    if distillation is not None or plan.prune:
+        write_metrics(run_dir, metrics)
+    return TrainResult(run_dir, split.labels, ctx.state["history"], metrics, skipped,
+                       table.extracted)
 
-    def prepare(phase: Phase) -> None:
-        if not phase.optimizer.built:  # slots made here, not lazily inside a replica
-            phase.optimizer.build(phase.model.trainable_variables)
-        phase.step = train_step(phase.model, phase.optimizer, weights, config.label_smoothing,
-                                strategy)
 
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """``metrics.json`` again, with the sections added after the run's report."""
+    import json
+
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False))
+
+
+def _run(ctx: RunContext, plan: Plan, phases: list[Phase], nets: Networks, reader: Reader,
+         prepare: Callable[[Phase], None], targets: np.ndarray | None,
+         command: str) -> tuple[dict[str, Any], Phase]:
+    """Train, write the best epoch, prune; the report and the phase that computes the model."""
+    from resnet_ft.training.prune import prune_head
+
+    resume = f"resnet-ft {command} --config {ctx.run_dir / 'config.yaml'} -o {ctx.run_dir} --resume"
     callbacks = default_callbacks(ctx, lambda: save_classifier(ctx, nets))
     try:
         run_phases(ctx, phases, callbacks, reader.inputs.epoch_views, prepare)
     except KeyboardInterrupt:
         if ctx.state["epoch"]:
             finish(ctx, phases, nets)
-        raise Interrupted(
-            f"interrupted; state saved after epoch {ctx.state['epoch']}. Resume with: resnet-ft "
-            f"train --config {run_dir / 'config.yaml'} -o {run_dir} --resume"
-        ) from None
+        raise Interrupted(f"interrupted; state saved after epoch {ctx.state['epoch']}. "
+                          f"Resume with: {resume}") from None
     metrics = finish(ctx, phases, nets)
-    return TrainResult(run_dir, split.labels, ctx.state["history"], metrics, skipped,
-                       table.extracted)
+    if not plan.prune:
+        return metrics, phases[ctx.state["best_phase"] - 1]
+    try:
+        return prune_head(ctx, phases, nets, reader, plan.prune, prepare, targets, metrics)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted while pruning; the unpruned model is saved. "
+                          f"Prune it with: {resume}") from None
 
 
-def _require_sources(config: TrainConfig) -> None:
-    if not config.data_dir:
-        raise InputError("no data directory given (DATA_DIR argument or data_dir in --config)")
-    if not config.backbone:
-        raise InputError("no backbone given (--backbone or backbone in --config)")
+def _phases(ctx: RunContext, plan: Plan, nets: Networks, reader: Reader, pooled: Any,
+            targets: np.ndarray | None) -> list[Phase]:
+    """Each planned phase with its model, optimizer and source; the head is built here.
 
-
-def _reader(config: TrainConfig, console: Console, strategy: Any) -> Reader:
-    """How this run reads images: the input plan, the feature store and online augmentation."""
-    inputs = plan_inputs(config)
-    preprocessing = Preprocessing(config.image_size, config.resize)
-    cache = None
-    if inputs.cached:
-        root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        cache = FeatureCache(root, backbone_identity(config.backbone, config.precision),
-                             preprocessing)
-    augment = None
-    if inputs.online_augment:
-        from resnet_ft.data.augment import augmentation
-
-        augment = augmentation(inputs.online_augment, config.image_size, config.seed)
-    return Reader(preprocessing, inputs, cache, strategy, console, augment)
-
-
-def _describe(split: Split, reader: Reader) -> None:
-    console = reader.console
-    if split.ignored:
-        console.print(f"ignoring folder(s) without images: {', '.join(split.ignored)}")
-    console.print(
-        f"{len(split.labels)} classes, {len(split.train)} training and {len(split.val)} "
-        f"validation images ({'folders' if split.source == 'folders' else 'seeded split'})"
-    )
-    if reader.inputs.note:
-        console.print(reader.inputs.note)
-
-
-def _usable(split: Split, bad: set[Path]) -> tuple[list[Sample], list[Sample]]:
-    """The split without undecodable files; every class must keep a training image."""
-    train = [s for s in split.train if s.path not in bad]
-    val = [s for s in split.val if s.path not in bad]
-    require_every_class(split.labels, train, "the training set")
-    if not val:
-        raise InputError("no usable validation images; add images or raise --val-split")
-    return train, val
-
-
-def _context(config: TrainConfig, run_dir: Path, split: Split, reader: Reader,
-             train: list[Sample], val: list[Sample]) -> RunContext:
-    replicas = reader.strategy.num_replicas_in_sync
-    return RunContext(
-        config=config, run_dir=run_dir, console=reader.console, labels=split.labels,
-        preprocessing=reader.preprocessing, store=RunState(run_dir), state=new_state(),
-        y_train=np.array([s.label for s in train]), y_val=np.array([s.label for s in val]),
-        total_epochs=0, global_batch=config.batch_size * replicas,
-    )
-
-
-def _phases(ctx: RunContext, plan: Plan, nets: Networks, reader: Reader,
-            pooled: Any) -> list[Phase]:
-    """Each planned phase with its model, optimizer and source; the head is built here."""
+    With ``targets`` (distillation) every source also yields the teacher's probabilities.
+    """
     import keras
 
     config = ctx.config
     keras.utils.set_random_seed(config.seed)
-    with policy(config.precision):
-        nets.head = build_head(len(ctx.labels), units=config.head_units, dropout=config.dropout)
-    first = plan.phases[0]
-    phases = [Phase(first, nets.head, make_optimizer(config, first.learning_rate), pooled)]
-    for phase in plan.phases[1:]:
+    nets.head = build_head(len(ctx.labels), units=config.head_units, dropout=config.dropout)
+    sources = [pooled]
+    models = [nets.head]
+    for _ in plan.phases[1:]:
         boundary = (BoundaryCache(reader.cache.base, reader.cache.backbone_id,
                                   reader.preprocessing, config.trainable)
                     if reader.cache is not None else None)
         model, source = stages_model_and_source(config, nets, reader, boundary)
-        phases.append(Phase(phase, model, make_optimizer(config, learning_rate(phase)), source))
-    return phases
+        models.append(model)
+        sources.append(source)
+    if targets is not None:
+        sources = [WithTargets(source, targets) for source in sources]
+    return [Phase(phase, model, make_optimizer(config, learning_rate(phase)), source)
+            for phase, model, source in zip(plan.phases, models, sources, strict=True)]
+
+
+def _preparer(ctx: RunContext, strategy: Any, soft: SoftLoss | None) -> Callable[[Phase], None]:
+    """Readies a phase to run: optimizer slots, and the step (with the soft loss if distilling)."""
+    config = ctx.config
+    labelled = ctx.y_train[ctx.y_train >= 0]
+    weights = class_weights(labelled, len(ctx.labels), config.class_weight)
+
+    def prepare(phase: Phase) -> None:
+        if not phase.optimizer.built:  # slots made here, not lazily inside a replica
+            phase.optimizer.build(phase.model.trainable_variables)
+        phase.step = train_step(phase.model, phase.optimizer, weights, config.label_smoothing,
+                                strategy, soft)
+
+    return prepare
 
 
 def _resume(ctx: RunContext, phases: list[Phase], resume: bool) -> None:

@@ -3,7 +3,8 @@
 A source yields the phase model's inputs: pooled features (phase 1), the
 frozen stages' output (phase 2), or pixels (online). ``views[i]`` picks the
 view of sample i (1 = mirrored), so cached and online training see the same
-flips for the same seed.
+flips for the same seed. When distilling, :class:`WithTargets` adds the
+teacher's probabilities for the same samples and views to every batch.
 """
 
 from __future__ import annotations
@@ -65,3 +66,24 @@ class OnlineSource:
         for pixels in self._pixels(self.val, flips, batch_size, None):
             yield self.transform(pixels)
 
+
+class WithTargets:
+    """A source whose training batches are ``(inputs, teacher probabilities)``.
+
+    ``targets[i, view]`` are the teacher's probabilities for sample i seen in
+    that view, computed once (:mod:`resnet_ft.training.distill`); any inner
+    source works, because both follow the same order and views.
+    """
+
+    def __init__(self, inner: Any, targets: np.ndarray) -> None:
+        self.inner, self.targets = inner, targets
+
+    def batches(self, order: np.ndarray, views: np.ndarray, batch_size: int) -> Iterator[Any]:
+        start = 0
+        for x in self.inner.batches(order, views, batch_size):
+            idx = order[start : start + len(x)]
+            start += len(x)
+            yield x, self.targets[idx, views[idx]]
+
+    def validation_batches(self, batch_size: int) -> Iterator[Any]:
+        return self.inner.validation_batches(batch_size)

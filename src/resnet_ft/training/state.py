@@ -21,9 +21,11 @@ from resnet_ft.util.tables import csv_text
 STATE_DIR = "state"
 LOCK_FILE = ".lock"
 HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-#: Everything a run writes; --overwrite removes exactly these.
+#: Everything a run writes (and what report and evaluate add inside it); --overwrite removes
+#: exactly these.
 RUN_FILES = ("config.yaml", LABELS_FILE, SPLIT_FILE, STATE_DIR, MODEL_FILE, "history.csv",
-             "metrics.json", "curves.png", "confusion.png", "logs", "skipped.csv")
+             "metrics.json", "curves.png", "confusion.png", "top_losses.png", "logs",
+             "skipped.csv", "baseline", "report", "eval")
 
 
 @contextlib.contextmanager

@@ -1,11 +1,20 @@
 """One optimizer step and one validation pass: the arithmetic of training, for any phase.
 
 Cached and online inputs, one device or many replicas, head-only or unfrozen
-stages: all of them go through the same step, so they train the same model.
+stages, labels alone or a teacher's soft targets as well: all of them go
+through the same step, so they train the same model.
+
+Distillation (Hinton et al. 2015) adds the teacher's probabilities at
+temperature T to a batch. Per image the loss is
+``alpha * CE(label) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``; an image
+without a label (label -1) has the second term only. The T^2 keeps the soft
+term's gradient on the scale of the label term's whatever T is: the gradient of
+T^2 * KL with respect to the student's logits is ``T * (student_T - teacher_T)``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,13 +50,41 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray
     return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class SoftLoss:
+    """How a teacher's soft targets enter the loss: label weight ``alpha``, temperature."""
+
+    alpha: float
+    temperature: float
+
+
+#: Smallest positive float32: the floor under the student's probabilities before the log.
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def distillation_term(teacher: Any, probs: Any, temperature: float) -> Any:
+    """Per image ``T^2 * KL(teacher_T || student_T)``.
+
+    ``teacher`` holds the teacher's probabilities at temperature T; the student's
+    are ``softmax(log(probs) / T)``, which equals ``softmax(logits / T)`` because
+    log-probabilities differ from logits by a per-image constant.
+    """
+    import tensorflow as tf
+
+    student = tf.nn.log_softmax(tf.math.log(tf.maximum(probs, _TINY)) / temperature)
+    teacher = tf.cast(teacher, student.dtype)
+    kl = tf.reduce_sum(tf.math.xlogy(teacher, teacher) - teacher * student, axis=-1)
+    return temperature**2 * kl
+
+
 def train_step(model: Any, optimizer: Any, weights: np.ndarray, label_smoothing: float,
-               strategy: Any) -> Any:
+               strategy: Any, soft: SoftLoss | None = None) -> Any:
     """One optimizer step on a global batch, split across the strategy's replicas.
 
     Each replica sums its slice's losses and divides by the *global* batch size;
     the optimizer sums gradients across replicas, so every setup computes the
-    gradient of the same batch mean.
+    gradient of the same batch mean. With ``soft`` the step takes the batch's
+    teacher probabilities as a third argument (see the module docstring).
     """
     import keras
     import tensorflow as tf
@@ -58,11 +95,21 @@ def train_step(model: Any, optimizer: Any, weights: np.ndarray, label_smoothing:
         label_smoothing=label_smoothing, reduction="none")
     per_class = tf.constant(weights)
 
-    def replica_step(x: tf.Tensor, y: tf.Tensor, size: tf.Tensor):
+    def losses(probs: tf.Tensor, y: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+        if teacher is None:  # every image has a label
+            target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
+            return loss_fn(target, probs) * tf.gather(per_class, y)
+        label = tf.maximum(y, 0)  # unlabelled images: -1, masked out of the label term
+        target = tf.one_hot(label, tf.shape(probs)[-1], dtype=probs.dtype)
+        known = tf.cast(y >= 0, probs.dtype)
+        hard = loss_fn(target, probs) * tf.gather(per_class, label) * known
+        return soft.alpha * hard + (1 - soft.alpha) * distillation_term(
+            teacher, probs, soft.temperature)
+
+    def replica_step(x: tf.Tensor, y: tf.Tensor, size: tf.Tensor, teacher=None):
         with tf.GradientTape() as tape:
             probs = model(x, training=True)
-            target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
-            total = tf.reduce_sum(loss_fn(target, probs) * tf.gather(per_class, y))
+            total = tf.reduce_sum(losses(probs, y, teacher))
             loss = total / size
             if hasattr(optimizer, "scale_loss"):
                 loss = optimizer.scale_loss(loss)  # unscaled again in apply_gradients
@@ -72,14 +119,18 @@ def train_step(model: Any, optimizer: Any, weights: np.ndarray, label_smoothing:
         return total, correct
 
     @tf.function(reduce_retracing=True)
-    def distributed(x, y, size: tf.Tensor):
-        totals, corrects = strategy.run(replica_step, args=(x, y, size))
+    def distributed(size: tf.Tensor, *batch):
+        totals, corrects = strategy.run(replica_step, args=(*batch[:2], size, *batch[2:]))
         return (strategy.reduce("SUM", totals, axis=None),
                 strategy.reduce("SUM", corrects, axis=None))
 
-    def step(x, y: np.ndarray):
+    def step(x, y: np.ndarray, teacher: np.ndarray | None = None):
+        """``teacher``: the batch's teacher probabilities, given exactly when ``soft`` is."""
+        if (teacher is None) != (soft is None):
+            raise ValueError("teacher probabilities go with a SoftLoss, and only with one")
         size = tf.constant(len(y), tf.float32)
-        return distributed(sharded(strategy, np.asarray(x)), sharded(strategy, y), size)
+        batch = [np.asarray(x), y] + ([] if teacher is None else [np.asarray(teacher)])
+        return distributed(size, *(sharded(strategy, part) for part in batch))
 
     return step
 

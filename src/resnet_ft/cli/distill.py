@@ -1,0 +1,43 @@
+"""``resnet-ft distill``: a trained run teaches a student backbone; options from DistillConfig.
+
+The options are generated from :class:`~resnet_ft.training.config.DistillConfig`
+exactly as ``train``'s are from ``TrainConfig`` (every ``train`` option applies
+to the student), so the two commands cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resnet_ft.cli.train import print_result, resolve_config, with_signature
+from resnet_ft.training.config import DistillConfig
+
+EPILOG = (
+    "Examples:\n\n"
+    "  resnet-ft distill runs/r101 flower_photos --student resnet_v1_50.keras -o runs/r50 "
+    "--baseline\n\n"
+    "  resnet-ft distill runs/r101 flower_photos --student r50.keras -o runs/r50 "
+    "--unlabeled more_photos --prune-head 0.5\n\n"
+    "  resnet-ft distill --config runs/r50/config.yaml -o runs/r50 --resume"
+)
+
+
+def distill(**options: Any) -> None:
+    """Distil a trained run (the teacher) into a student backbone of another depth or family."""
+    from resnet_ft.cli.render import console
+    from resnet_ft.training.distill import distill as run_distill
+
+    result = run_distill(resolve_config(options, DistillConfig), options["out"],
+                         resume=options["resume"], overwrite=options["overwrite"],
+                         console=console())
+    print_result(result)
+    report = result.metrics["distillation"]
+    baseline = report.get("baseline_accuracy")
+    console().print(
+        f"student val_accuracy {report['student_accuracy']:.4f}, teacher "
+        f"{report['teacher_accuracy']:.4f}, top-1 agreement {report['agreement']:.4f}"
+        + (f", baseline (labels only) {baseline:.4f}" if baseline is not None else "")
+    )
+
+
+with_signature(distill, DistillConfig)

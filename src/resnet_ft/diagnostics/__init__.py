@@ -1,0 +1,6 @@
+"""Data-set diagnostics (``resnet-ft doctor``) from the pooled features ``train`` caches.
+
+Duplicates (exact and near), likely label errors, outliers and the data set's
+shape, each finding with its files, a score and a reason; see
+:func:`resnet_ft.diagnostics.run.diagnose`.
+"""

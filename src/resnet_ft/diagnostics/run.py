@@ -1,0 +1,179 @@
+"""``doctor``: what is wrong with a data set, found from the features ``train`` caches anyway.
+
+The story: split the data as ``train`` would and read both views' pooled
+features through its cache; fingerprint every file (hashes of bytes, pixels
+and perceptual variants); find exact duplicates, then near duplicates
+(hashes and feature cosines, :mod:`~resnet_ft.diagnostics.neighbours`);
+group them; train heads on k group-aware folds for out-of-fold probabilities
+(``train``'s own loop, :mod:`resnet_ft.tuning.fit`) and rank likely label
+errors; flag images far from every class; write the report, and with
+``--fix-split`` a leakage-free ``split.csv``. The data folder is only read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from resnet_ft.diagnostics.duplicates import (
+    Thresholds,
+    categories,
+    exact_pairs,
+    groups,
+    near_pairs,
+)
+from resnet_ft.diagnostics.fingerprints import fingerprints
+from resnet_ft.diagnostics.labels import NEIGHBOURS, label_issues, outliers
+from resnet_ft.diagnostics.neighbours import feature_neighbours, hash_pairs, normalise
+from resnet_ft.diagnostics.report import DoctorReport, check_out_dir, write_report
+from resnet_ft.diagnostics.shape import dataset_shape
+from resnet_ft.diagnostics.split import leakage_free
+from resnet_ft.training.config import TrainConfig
+from resnet_ft.training.plan import plan_inputs
+from resnet_ft.training.prepare import require_sources
+from resnet_ft.tuning.features import LabelledFeatures, load_features
+from resnet_ft.tuning.fit import cross_validate, out_of_fold
+from resnet_ft.tuning.folds import stratified_folds
+
+#: Views read per image: the image and its mirror (mirrored copies, and train's flips).
+VIEWS = 2
+
+
+def default_out_dir(data_dir: str | Path) -> Path:
+    """``./<DATA_DIR name>.doctor``: beside the current directory's files, not in the data."""
+    return Path.cwd() / f"{Path(data_dir).resolve().name}.doctor"
+
+
+def diagnose(config: TrainConfig, out_dir: str | Path | None = None, *, folds: int = 5,
+             fix_split: bool = False, thresholds: Thresholds | None = None,
+             console: Console | None = None) -> DoctorReport:
+    """Examine ``config.data_dir`` (and ``val_dir``); write the report to ``out_dir``."""
+    console = console or Console(stderr=True)
+    thresholds = thresholds or Thresholds()
+    require_sources(config)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(config.data_dir)
+    check_out_dir(out, [Path(p) for p in (config.data_dir, config.val_dir) if p])
+    data = load_features(config, VIEWS, console)
+    prints = fingerprints([s.path for s in data.samples], console)
+    usable = data.usable & np.array([i not in prints.errors for i in range(len(data.samples))])
+    table = _Table(data, usable)
+    exact = exact_pairs(prints.bytes_hash, prints.pixel_hash, usable)
+    near, affinity = _near(data, usable, prints.hashes,
+                           {(min(a, b), max(a, b)) for a, b, _ in exact}, thresholds)
+    group = groups(len(data.samples), [(a, b) for a, b, _ in exact] + [n[:2] for n in near])
+    notes: list[str] = []
+    probs = _out_of_fold(config, data, usable, group, folds, notes)
+    findings = {
+        "exact_duplicates": [table.pair(a, b, group, 1.0, reason) for a, b, reason in exact],
+        "near_duplicates": [table.pair(a, b, group, score, reason, hash_distance=bits,
+                                       feature_similarity=sim)
+                            for a, b, score, reason, bits, sim in near],
+        "label_issues": table.label_issues(probs) if probs is not None else [],
+        "outliers": table.outliers(affinity),
+        "unreadable": table.unreadable({**prints.errors, **data.errors}),
+    }
+    report = DoctorReport(str(config.data_dir), out, dataset_shape(data.split, prints.sizes,
+                                                                    usable),
+                          findings, notes, data.extracted)
+    split_csv = None
+    if fix_split:
+        split_csv = leakage_free(data.split, group, config.val_split, config.seed).to_csv()
+        report.split_file = str(out / "split.csv")
+    write_report(report, split_csv)
+    return report
+
+
+def _near(data: LabelledFeatures, usable: np.ndarray, hashes: np.ndarray,
+          exact: set[tuple[int, int]], thresholds: Thresholds):
+    """Near-duplicate rows (sample indices) and the per-class affinities of every sample."""
+    index = np.flatnonzero(usable)
+    labels = data.labels[index]
+    classes = len(data.split.labels)
+    views = normalise(data.values[index], data.values[index, 0].mean(0))
+    feats = feature_neighbours(views, labels, classes,
+                               min(thresholds.feature_confirm, thresholds.feature_alone),
+                               NEIGHBOURS)
+    bits = hash_pairs(hashes[index], thresholds.hash_with_features)
+    for pairs in (feats.pairs, bits):  # back to sample indices
+        pairs.i, pairs.j = index[pairs.i], index[pairs.j]
+    affinity = np.full((len(data.samples), classes), np.nan, np.float32)
+    affinity[index] = feats.affinity
+    return near_pairs(bits, feats.pairs, exact, thresholds), affinity
+
+
+def _out_of_fold(config: TrainConfig, data: LabelledFeatures, usable: np.ndarray,
+                 group: np.ndarray, folds: int, notes: list[str]) -> np.ndarray | None:
+    """Out-of-fold class probabilities of every sample (NaN rows for unusable ones)."""
+    labels = data.labels[usable]
+    smallest = int(np.bincount(labels, minlength=len(data.split.labels)).min())
+    folds = min(folds, smallest)
+    if folds < 2:
+        notes.append("label errors not checked: a class has fewer than 2 usable images")
+        return None
+    assignment = stratified_folds(labels, folds, config.seed, groups=group[usable])
+    features = data.values[usable][:, : plan_inputs(config).views]
+    fits = cross_validate(config, len(data.split.labels), features, labels, assignment)
+    probs = np.full((len(data.samples), len(data.split.labels)), np.nan, np.float32)
+    probs[usable] = out_of_fold(fits, assignment, len(data.split.labels))
+    notes.append(f"out-of-fold probabilities from {folds} folds (mean held-out accuracy "
+                 f"{np.mean([f.val_accuracy for f in fits]):.3f})")
+    return probs
+
+
+class _Table:
+    """Turns sample indices into report rows (files, labels, sides, categories)."""
+
+    def __init__(self, data: LabelledFeatures, usable: np.ndarray) -> None:
+        self.samples, self.names = data.samples, data.split.labels
+        self.labels, self.in_val, self.usable = data.labels, data.in_val, usable
+        self.explicit = data.split.source == "folders"
+
+    def file(self, index: int) -> str:
+        return str(self.samples[index].path)
+
+    def subset(self, index: int) -> str:
+        return "val" if self.in_val[index] else "train"
+
+    def pair(self, a: int, b: int, group: np.ndarray, score: float, reason: str,
+             **extra: Any) -> dict[str, Any]:
+        found = categories(a, b, self.labels, self.in_val, self.explicit)
+        return {"group": int(group[a]), "file_a": self.file(a), "file_b": self.file(b),
+                "label_a": self.names[self.labels[a]], "label_b": self.names[self.labels[b]],
+                "subset_a": self.subset(a), "subset_b": self.subset(b),
+                "category": "; ".join(found), "score": score, "reason": reason, **extra}
+
+    def label_issues(self, probs: np.ndarray) -> list[dict[str, Any]]:
+        index = np.flatnonzero(self.usable)
+        rows = []
+        for issue in label_issues(probs[index], self.labels[index]):
+            sample = int(index[issue.index])
+            given, suggested = self.names[self.labels[sample]], self.names[issue.suggested]
+            rows.append({
+                "file": self.file(sample), "label": given, "suggested": suggested,
+                "score": issue.score, "given_probability": issue.given_probability,
+                "suggested_probability": issue.suggested_probability,
+                "reason": f"labelled {given} (p={issue.given_probability:.3f}) but {suggested} "
+                          f"is confident (p={issue.suggested_probability:.3f} >= its threshold "
+                          f"{issue.threshold:.3f})"})
+        return rows
+
+    def outliers(self, affinity: np.ndarray) -> list[dict[str, Any]]:
+        index = np.flatnonzero(self.usable)
+        rows = []
+        for found in outliers(affinity[index]):
+            sample = int(index[found.index])
+            rows.append({
+                "file": self.file(sample), "label": self.names[self.labels[sample]],
+                "nearest_class": self.names[found.nearest], "score": found.score,
+                "affinity": found.affinity,
+                "reason": f"far from every class: best class affinity {found.affinity:.3f} "
+                          f"({self.names[found.nearest]}) vs median {found.median:.3f}, "
+                          f"{found.score:.1f} robust SDs below"})
+        return rows
+
+    def unreadable(self, errors: dict[int, str]) -> list[dict[str, Any]]:
+        return [{"file": self.file(i), "label": self.names[self.labels[i]], "score": 1.0,
+                 "reason": reason} for i, reason in sorted(errors.items())]

@@ -1,0 +1,247 @@
+"""Knowledge distillation: a trained run teaches a student backbone of another depth or family.
+
+A distill run is a training run of the student (:func:`~resnet_ft.training.run.run_training`,
+everything ``train`` has: head-only or ``--trainable`` stages, resume, run
+directory, reports, ``--prune-head``) with a :class:`Teacher` plugged in. The
+teacher's probabilities are the expensive part, so they follow the feature
+cache's design: the teacher's backbone runs once per image and view, its
+pooled features are stored in the same :class:`~resnet_ft.features.store.FeatureCache`,
+and the teacher's head turns them into probabilities at any temperature in
+milliseconds. Keys:
+
+* a head-only float32 teacher whose backbone file is unchanged (its weights are
+  compared once; the verdict is kept in the cache) is keyed by that file, exactly
+  as its own training keyed it, so the features extracted then are reused:
+  distillation then costs one student pass;
+* any other teacher (fine-tuned stages, mixed precision, a moved backbone file)
+  is keyed by the content hash of its ``model.keras``.
+
+The loss is ``alpha * CE(label) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``
+(:mod:`~resnet_ft.training.step`); ``--unlabeled`` images have the soft term
+only. ``--baseline`` then trains the same student on labels alone, from the
+same cached features, into ``RUN_DIR/baseline`` (an ordinary run directory).
+``metrics.json`` gains a ``distillation`` section: student and teacher
+accuracy, top-1 agreement, baseline accuracy.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from resnet_ft.data.folders import Split, list_images
+from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.errors import InputError
+from resnet_ft.features.extract import extract
+from resnet_ft.features.identity import backbone_identity, key_digest
+from resnet_ft.features.store import FeatureCache
+from resnet_ft.models.files import load_backbone, load_model, read_metadata
+from resnet_ft.models.head import head_logits, split_classifier
+from resnet_ft.models.run_dir import model_path, read_labels, require_run, split_files
+from resnet_ft.training.config import DistillConfig, load_yaml, make_config
+from resnet_ft.training.inputs import Reader
+from resnet_ft.training.loop import RunContext
+from resnet_ft.training.run import TrainResult, in_strategy, run_training, write_metrics
+from resnet_ft.training.step import SoftLoss
+from resnet_ft.util.atomic import write_text
+
+BASELINE_DIR = "baseline"
+
+
+@dataclass
+class DistillResult(TrainResult):
+    """A finished distill run; ``baseline`` is the labels-only student (``--baseline``)."""
+
+    baseline: TrainResult | None = None
+
+
+def distill(
+    config: DistillConfig | Mapping[str, Any],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    console: Console | None = None,
+) -> DistillResult:
+    """Distil the teacher run ``config.teacher`` into a student on ``config.backbone``.
+
+    ``config`` may be a mapping of option names, validated like a YAML file.
+    The result is an ordinary run directory (``predict``, ``evaluate``,
+    ``export`` and ``summary`` accept it).
+    """
+    if not isinstance(config, DistillConfig):
+        config = make_config(dict(config), kind=DistillConfig)
+    if not config.teacher:
+        raise InputError("no teacher given (TEACHER_RUN argument or teacher in --config)")
+    if not config.backbone:
+        raise InputError("no student backbone given (--student or backbone in --config)")
+    console = console or Console(stderr=True)
+    teacher = Teacher(config, console)
+    return in_strategy(config, run_dir, console, lambda strategy, out, con: _distill(
+        config, teacher, out, resume, overwrite, con, strategy))
+
+
+def _distill(config: DistillConfig, teacher: Teacher, run_dir: Path, resume: bool,
+             overwrite: bool, console: Console, strategy: Any) -> DistillResult:
+    baseline_dir = run_dir / BASELINE_DIR
+    if overwrite and not resume and baseline_dir.is_dir():  # not a file train itself writes
+        shutil.rmtree(baseline_dir)
+    result = run_training(config, run_dir, resume, overwrite, console, strategy, teacher,
+                          command="distill")
+    baseline = None
+    if config.baseline:
+        console.print(f"baseline: the same student on labels alone, in {baseline_dir}")
+        again = resume and (baseline_dir / "state" / "state.json").is_file()
+        baseline = run_training(config.student(), baseline_dir, again, not again, console,
+                                strategy)
+        result.metrics["distillation"]["baseline_accuracy"] = baseline.metrics["accuracy"]
+        write_metrics(run_dir, result.metrics)
+    return DistillResult(**vars(result), baseline=baseline)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities along the last axis, computed stably in float64."""
+    shifted = np.asarray(logits, np.float64) - np.max(logits, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class Teacher:
+    """A trained run as a teacher: its classes, its cached features, its probabilities.
+
+    Implements :class:`~resnet_ft.training.run.Distillation`. The run and its
+    labels are read at once (a wrong teacher fails before any extraction); the
+    model is loaded only to compute what the cache lacks, and let go after.
+    """
+
+    def __init__(self, config: DistillConfig, console: Console) -> None:
+        self.run = require_run(config.teacher)
+        self.labels = read_labels(self.run)
+        self.loss = SoftLoss(config.alpha, config.temperature)
+        self.console = console
+        self.unlabeled = _unlabeled(config.unlabeled)
+        self.val_probs = np.zeros((0, len(self.labels)))
+        self.trained_on_val = 0
+
+    def check(self, split: Split) -> None:
+        """Same classes; unlabelled files that DATA_DIR labels are dropped (no val leak)."""
+        if split.labels != self.labels:
+            raise InputError(f"teacher {self.run} was trained on classes {self.labels}; "
+                             f"the data has {split.labels}")
+        labelled = {s.path.resolve() for s in split.train + split.val}
+        kept = [p for p in self.unlabeled if p.resolve() not in labelled]
+        if len(kept) < len(self.unlabeled):
+            self.console.print(f"--unlabeled: ignoring {len(self.unlabeled) - len(kept)} "
+                               "file(s) that the data directory labels")
+        self.unlabeled = kept
+        try:
+            taught = {p.resolve() for p in split_files(self.run, "train")}
+        except InputError:  # no split.csv: nothing known about what the teacher saw
+            taught = set()
+        self.trained_on_val = sum(s.path.resolve() in taught for s in split.val)
+        if self.trained_on_val:
+            self.console.print(f"note: the teacher was trained on {self.trained_on_val} of the "
+                               f"{len(split.val)} validation images; its accuracy here is "
+                               "optimistic")
+
+    def targets(self, reader: Reader) -> np.ndarray:
+        """Teacher probabilities at temperature T per training file and view; keeps val's."""
+        path = model_path(self.run)
+        spec = Preprocessing(**read_metadata(path).get("preprocessing", {}))
+        try:
+            backbone, head = split_classifier(load_model(path))
+        except InputError as exc:
+            raise InputError(f"teacher {path}: {exc}") from exc
+        cache = None
+        if reader.cache is not None:
+            root = reader.cache.base
+            cache = FeatureCache(root, self._identity(backbone, root), spec)
+        views = reader.inputs.epoch_views
+        train = self._features(reader.train, views, backbone, spec, cache, reader)
+        val = self._features(reader.val, 1, backbone, spec, cache, reader)
+        logits = head_logits(head, train.reshape(-1, train.shape[-1]))
+        self.val_probs = softmax(head_logits(head, val[:, 0]))
+        scaled = softmax(logits / self.loss.temperature)
+        return scaled.reshape(len(train), views, -1).astype(np.float32)
+
+    def report(self, ctx: RunContext, probs: np.ndarray) -> dict[str, Any]:
+        """Student vs teacher on the validation images (the student's ``probs``)."""
+        student, teacher = probs.argmax(axis=1), self.val_probs.argmax(axis=1)
+        return {
+            "teacher": str(self.run),
+            "alpha": self.loss.alpha,
+            "temperature": self.loss.temperature,
+            "student_accuracy": float(np.mean(student == ctx.y_val)),
+            "teacher_accuracy": float(np.mean(teacher == ctx.y_val)),
+            "agreement": float(np.mean(student == teacher)),
+            "unlabeled": int(np.sum(ctx.y_train < 0)),
+            "teacher_trained_on_val": self.trained_on_val,
+        }
+
+    def _features(self, files: list[Path], views: int, backbone: Any, spec: Preprocessing,
+                  cache: FeatureCache | None, reader: Reader) -> np.ndarray:
+        table = extract(files, backbone, spec, views=views, cache=cache, console=self.console,
+                        description="teacher features", strategy=reader.strategy)
+        if table.errors:  # the student decoded these same files: cannot happen but loudly
+            index, reason = next(iter(table.errors.items()))
+            raise InputError(f"teacher cannot read {files[index]}: {reason}")
+        return table.values
+
+    def _identity(self, backbone: Any, root: Path) -> str:
+        """The cache key of the teacher's features: its training's, when provably the same.
+
+        Comparing the weights means loading the backbone file (seconds), so the
+        verdict is kept under ``root``, keyed by both files' content hashes.
+        """
+        own = backbone_identity(model_path(self.run), "float32")
+        settings = _teacher_settings(self.run)
+        source = Path(str(settings.get("backbone", "")))
+        if (settings.get("trainable", "head") != "head"
+                or settings.get("precision", "float32") != "float32" or not source.is_file()):
+            return own
+        trained = backbone_identity(source, "float32")
+        verdict = root / "teachers" / key_digest(own, trained)[:32]
+        try:
+            same = verdict.read_text(encoding="utf-8") == "same"
+        except OSError:
+            same = _same_weights(source, backbone)
+            write_text(verdict, "same" if same else "different")
+        if not same:
+            return own
+        self.console.print("teacher features: keyed by its unchanged backbone file, so those "
+                           "cached when it was trained are reused")
+        return trained
+
+
+def _unlabeled(folder: str | None) -> list[Path]:
+    if not folder:
+        return []
+    if not Path(folder).is_dir():
+        raise InputError(f"--unlabeled: directory not found: {folder}")
+    files = list_images(Path(folder))
+    if not files:
+        raise InputError(f"--unlabeled: no images in {folder}")
+    return files
+
+
+def _teacher_settings(run: Path) -> dict[str, Any]:
+    """The teacher's config.yaml as plain data (empty if unreadable: then nothing is reused)."""
+    try:
+        return load_yaml(run / "config.yaml")
+    except InputError:
+        return {}
+
+
+def _same_weights(path: Path, backbone: Any) -> bool:
+    """Whether the backbone file holds exactly the teacher's backbone weights."""
+    try:
+        a, b = load_backbone(path).get_weights(), backbone.get_weights()
+    except InputError:
+        return False
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

@@ -1,0 +1,124 @@
+"""``sweep``: trials train heads as ``train`` does, and a killed sweep resumes without repeats."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from support.cli import SMALL, assert_one_line_error
+
+SWEEP = ("--image-size", 48, "--val-split", 0.25)
+
+
+def _trials(sweep_dir):
+    with open(sweep_dir / "trials.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def swept(trained, flowers, backbone101, tmp_path_factory):
+    """Four trials scored on train's validation split (--folds 1), on the warm cache."""
+    from resnet_ft.cli import main
+
+    _, cache = trained
+    out = tmp_path_factory.mktemp("sweeps") / "flowers"
+    args = ["sweep", flowers, "--backbone", backbone101, "-o", out, "--trials", 4, "--folds", 1,
+            "--cache-dir", cache, *SWEEP]
+    assert main([str(a) for a in args]) == 0
+    return out, cache
+
+
+def test_sweep_directory_contents(swept):
+    out, _ = swept
+    rows = _trials(out)
+    assert [r["number"] for r in rows] == ["0", "1", "2", "3"]
+    assert {"lr", "dropout", "head_units", "label_smoothing", "weight_decay", "optimizer",
+            "epochs", "class_weight", "score_mean", "score_std"} <= set(rows[0])
+    assert all(r["state"] in ("complete", "pruned") for r in rows)
+    assert (out / "importance.png").read_bytes()[:4] == b"\x89PNG"
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    complete = [r for r in rows if r["state"] == "complete"]
+    winner = max(complete, key=lambda r: float(r["score_mean"]))
+    assert best["lr"] == pytest.approx(float(winner["lr"]), rel=1e-5)
+    assert best["epochs"] == int(winner["epochs"]) and best["optimizer"] == winner["optimizer"]
+
+
+def test_best_trial_reproduces_through_train(swept, cli, tmp_path):
+    """Same seed, same split, same head computation: train's best epoch is the trial's.
+
+    The trial and the run execute the same loop on the same features; float32 sums may be
+    reordered between processes by oneDNN, so losses are compared to 1e-4 relative.
+    """
+    out, _ = swept
+    rows = [r for r in _trials(out) if r["state"] == "complete"]
+    winner = max(rows, key=lambda r: float(r["score_mean"]))
+    run = tmp_path / "run"
+    result = cli("train", "--config", out / "best.yaml", "-o", run)
+    assert result.code == 0, result.err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(float(winner["accuracy_mean"]), abs=1e-9)
+    assert metrics["val_loss"] == pytest.approx(float(winner["val_loss_mean"]), rel=1e-4)
+    assert str(metrics["best_epoch"]) == winner["best_epochs"]
+
+
+def test_existing_sweep_needs_resume_or_overwrite(swept, cli, flowers, backbone101):
+    out, cache = swept
+    result = cli("sweep", flowers, "--backbone", backbone101, "-o", out, "--cache-dir", cache,
+                 *SWEEP)
+    assert_one_line_error(result, "not empty", "--resume")
+
+
+def test_killed_sweep_resumes_without_repeating_finished_trials(trained, flowers, backbone101,
+                                                                 tmp_path, cli):
+    _, cache = trained
+    out = tmp_path / "sweep"
+    args = ["sweep", flowers, "--backbone", backbone101, "-o", out, "--trials", 6,
+            "--folds", 2, "--cache-dir", cache, *SWEEP]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "resnet_ft", *map(str, args)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            if (out / "trials.csv").is_file() and len(_trials(out)) >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the sweep finished no trial in time")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    before = {r["number"]: r for r in _trials(out)}
+    assert 2 <= len(before) < 6
+    result = cli("sweep", "-o", out, "--resume")
+    assert result.code == 0, result.err
+    after = _trials(out)
+    numbers = [r["number"] for r in after]
+    assert len(numbers) == len(set(numbers))  # each trial number once
+    assert sum(r["state"] in ("complete", "pruned") for r in after) == 6
+    for number, row in before.items():  # finished before the kill: kept, not run again
+        assert {k: v for k, v in row.items()} == next(r for r in after if r["number"] == number)
+    failed = [r for r in after if r["state"] == "fail"]
+    assert len(failed) <= 1  # the trial the kill interrupted, if any
+    for row in failed:
+        retry = next(r for r in after if r["retry_of"] == row["number"])
+        assert (retry["lr"], retry["epochs"]) == (row["lr"], row["epochs"])
+
+
+def test_sweep_refuses_unfrozen_stages(cli, flowers, backbone101, tmp_path):
+    result = cli("sweep", flowers, "--backbone", backbone101, "-o", tmp_path / "s",
+                 "--config", _config(tmp_path, trainable="block4"), *SMALL[:2])
+    assert_one_line_error(result, "trainable must be head")
+
+
+def _config(tmp_path, **options):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(options))
+    return path
