@@ -122,6 +122,7 @@ def test_per_class_table_sorts(page):
     header = page.find_element("css selector", "table.perclass th:nth-child(4)")  # F1
     for order in ("ascending", "descending"):
         header.click()
+        WebDriverWait(page, 10).until(lambda d, o=order: header.get_attribute("aria-sort") == o)
         values = [float(td.get_attribute("data-value")) for td in
                   page.find_elements("css selector", "table.perclass tbody td:nth-child(4)")]
         assert values == sorted(values, reverse=order == "descending")
