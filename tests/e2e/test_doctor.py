@@ -144,7 +144,8 @@ def test_fixed_split_keeps_every_duplicate_group_on_one_side(doctored):
 def test_doctor_fills_the_cache_train_reads(doctored, backbone101, tmp_path):
     plant, _, _, _, cache = doctored
     result = train({"data_dir": str(plant.root), "backbone": str(backbone101),
-                    "cache_dir": str(cache), "image_size": 48, "epochs": 1, "batch_size": 16},
+                    "cache_dir": str(cache), "image_size": 48, "epochs": 1, "batch_size": 16,
+                    "precision": "float32"},  # as the doctor run (SMALL_DOCTOR)
                    tmp_path / "run")
     assert result.extracted == 0
 
