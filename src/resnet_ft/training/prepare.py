@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_ft.data.folders import Sample, Split, require_every_class
+from resnet_ft.data.folders import Sample, Split, make_split, require_every_class
 from resnet_ft.errors import InputError
 from resnet_ft.features.store import FeatureTable
 from resnet_ft.training.artifacts import report_skipped
@@ -23,6 +23,15 @@ from resnet_ft.training.state import RunState
 
 #: How the console names where a split came from.
 SOURCES = {"folders": "folders", "split": "seeded split", "file": "split file"}
+
+
+def config_split(config: TrainConfig) -> Split:
+    """The data split the config describes: the one every command that trains on it uses."""
+    return make_split(
+        Path(config.data_dir), val_dir=Path(config.val_dir) if config.val_dir else None,
+        val_split=config.val_split, seed=config.seed,
+        split_file=Path(config.split) if config.split else None,
+    )
 
 
 def require_sources(config: TrainConfig) -> None:

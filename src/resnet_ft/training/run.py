@@ -40,7 +40,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from rich.console import Console
 
-from resnet_ft.data.folders import Split, make_split
+from resnet_ft.data.folders import Split
 from resnet_ft.features.boundary import BoundaryCache
 from resnet_ft.models.head import build_head
 from resnet_ft.training.artifacts import finish, save_classifier, write_run_files
@@ -56,7 +56,12 @@ from resnet_ft.training.inputs import (
 )
 from resnet_ft.training.loop import Interrupted, Phase, RunContext, run_phases
 from resnet_ft.training.plan import Plan, make_plan
-from resnet_ft.training.prepare import describe, require_sources, usable_features
+from resnet_ft.training.prepare import (
+    config_split,
+    describe,
+    require_sources,
+    usable_features,
+)
 from resnet_ft.training.sources import WithTargets
 from resnet_ft.training.state import prepare_run_dir, run_lock
 from resnet_ft.training.step import (
@@ -154,11 +159,7 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
     config, why = config.resolved()
     if asked == "auto":
         console.print(f"precision {config.precision}: {why}")
-    split = make_split(
-        Path(config.data_dir), val_dir=Path(config.val_dir) if config.val_dir else None,
-        val_split=config.val_split, seed=config.seed,
-        split_file=Path(config.split) if config.split else None,
-    )
+    split = config_split(config)
     if distillation is not None:
         distillation.check(split)
     unlabeled = distillation.unlabeled if distillation is not None else []

@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from resnet_ft.data.folders import Sample, Split, make_split
+from resnet_ft.data.folders import Sample, Split
 from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.features.extract import extract
 from resnet_ft.features.identity import backbone_identity, default_cache_dir
 from resnet_ft.features.store import FeatureCache
 from resnet_ft.training.config import TrainConfig
 from resnet_ft.training.inputs import extractor, load_networks
-from resnet_ft.training.prepare import require_sources
+from resnet_ft.training.prepare import config_split, require_sources
 
 
 @dataclass
@@ -67,11 +67,7 @@ def load_features(config: TrainConfig, views: int, console: Console) -> Labelled
     """Split the data as ``train`` would and read (or compute) ``views`` views per image."""
     require_sources(config)
     config = config.resolved()[0]
-    split = make_split(
-        Path(config.data_dir), val_dir=Path(config.val_dir) if config.val_dir else None,
-        val_split=config.val_split, seed=config.seed,
-        split_file=Path(config.split) if config.split else None,
-    )
+    split = config_split(config)
     nets = load_networks(config)
     cache = feature_cache(config)
     paths = [s.path for s in split.train + split.val]

@@ -20,16 +20,6 @@ from resnet_ft.data.fetch.archive import extract_tar_entries
 from resnet_ft.data.fetch.http import download
 from resnet_ft.util.atomic import write_text
 
-__all__ = [
-    "ASSETS",
-    "FLOWER_PHOTOS",
-    "RESNET_V1_101_SLIM",
-    "Asset",
-    "asset_url",
-    "fetch_asset",
-    "fetch_flowers",
-]
-
 
 @dataclass(frozen=True)
 class Asset:
