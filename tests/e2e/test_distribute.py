@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path, cli):
 
     Comparing the workers with each other would pass if they never talked (each would
     train alone on the same seeded data); comparing with one device at batch 8 fails
-    unless the gradients were really summed across the two workers.
+    unless the gradients were really summed across the two workers. Extraction is
+    divided: each worker decodes its half of the files into the shared store.
     """
     single = cli("train", flowers, "--backbone", backbone101, *COMMON, "-o", tmp_path / "one",
                  "--batch-size", 8, "--cache-dir", tmp_path / "c1")
@@ -72,7 +74,7 @@ def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path, cli):
         processes.append(_train_process(
             (flowers, "--backbone", backbone101, *COMMON, "-o", tmp_path / "run",
              "--batch-size", 4, "--strategy", "multi-worker", "--cache-dir",
-             tmp_path / f"cache{index}"), {"TF_CONFIG": config}, log))
+             tmp_path / "shared"), {"TF_CONFIG": config}, log))
     try:
         codes = [p.wait(timeout=300) for p in processes]
     finally:
@@ -81,9 +83,15 @@ def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path, cli):
         for log in logs:
             log.close()
     assert codes == [0, 0], [(tmp_path / f"worker{i}.log").read_text()[-2000:] for i in (0, 1)]
+    files = len(list(flowers.rglob("*.jpg")))
+    decoded = []
     for index in range(2):
-        assert ": 2 replicas, global batch 8" in (
-            tmp_path / f"worker{index}.log").read_text()
+        log = (tmp_path / f"worker{index}.log").read_text()
+        assert ": 2 replicas, global batch 8" in log
+        counts = re.findall(rf"extracting features \(worker {index + 1} of 2\): (\d+)/\1", log)
+        decoded.append(int(counts[-1]))
+        assert "not in the shared store" not in log  # nothing was decoded twice
+    assert sum(decoded) == files and abs(decoded[0] - decoded[1]) <= 1, decoded
     reference = _head_weights(tmp_path / "one")
     for run in ("run", "run.worker-1"):
         for ours, ref in zip(_head_weights(tmp_path / run), reference, strict=True):

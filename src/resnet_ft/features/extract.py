@@ -1,4 +1,4 @@
-"""Running the frozen backbone over image files: pooled features per image and view.
+"""Running the frozen backbone over image files: outputs per image and view, into the store.
 
 The backbone is compiled once per model and view count (tracing a 300-layer
 graph costs seconds), both views of a batch go through it as one batch, and
@@ -16,8 +16,8 @@ from rich.console import Console
 
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
 from resnet_ft.features.store import FeatureCache, FeatureTable
-from resnet_ft.models.architectures import FEATURE_CHANNELS
 from resnet_ft.util.progress import track
+from resnet_ft.util.replicas import barrier, run_sharded, worker_share
 
 if TYPE_CHECKING:
     import keras
@@ -33,11 +33,13 @@ def pooled_features(backbone: keras.Model, views: int):
     """A compiled function: pixels (B, h, w, 3) -> pooled features (B, views, C).
 
     Compiled once per backbone and view count: tracing and optimising a
-    300-layer graph costs seconds.
+    300-layer graph costs seconds. The function holds the backbone weakly: a
+    strong reference from the cached value would keep its key, the backbone
+    and its weights, alive for the life of the process.
     """
     compiled = _COMPILED.setdefault(backbone, {})
     if views not in compiled:
-        compiled[views] = view_outputs(backbone, views, pool=True)
+        compiled[views] = view_outputs(weakref.proxy(backbone), views, pool=True)
     return compiled[views]
 
 
@@ -71,55 +73,90 @@ def extract(
     description: str = "extracting features",
     strategy=None,
     batch_size: int = EXTRACT_BATCH,
+    pool: bool = True,
 ) -> FeatureTable:
-    """Pooled features of every file and view, from the cache where possible."""
-    table = FeatureTable(np.zeros((len(paths), views, FEATURE_CHANNELS), np.float32))
-    todo = (_read_cached(paths, views, cache, table) if cache is not None
-            else list(range(len(paths))))
-    if not todo:
-        return table
-    run = pooled_features(backbone, views)
-    dataset = image_dataset([str(paths[i]) for i in todo], preprocessing)
-    dataset = dataset.batch(batch_size).prefetch(2)
-    position = 0
-    with track(console, description, len(todo)) as progress:
-        for pixels, errors in dataset:
-            batch = todo[position : position + len(errors)]
-            position += len(errors)
-            ok = np.array([not e for e in errors.numpy()])
-            for index, error in zip(batch, errors.numpy(), strict=True):
-                if error:
-                    table.errors[index] = error.decode("utf-8")
-                    if cache is not None:
-                        cache.put_error(paths[index], table.errors[index])
-            if ok.any():
-                good = [i for i, flag in zip(batch, ok, strict=True) if flag]
-                feats = _run(run, pixels, ok, strategy)
-                table.values[good] = feats
-                table.extracted += len(good)
-                if cache is not None:
-                    for index, feat in zip(good, feats, strict=True):
-                        for view in range(views):
-                            cache.put(paths[index], view, feat[view])
-            progress.advance(len(batch))
+    """Outputs of every file and view, from the store where possible.
+
+    With a store, missing entries are computed and committed shard by shard
+    (a killed run keeps every completed shard), and the table returned reads
+    its rows from the store. ``pool=False`` keeps the spatial axes (the frozen
+    stages' output for phase 2).
+    """
+    run = pooled_features(backbone, views) if pool else view_outputs(backbone, views, pool=False)
+    if cache is None:
+        return _in_memory(paths, run, preprocessing, console, description, strategy, batch_size)
+    prefixes = cache.keys(paths)
+    table, todo = cache.table(prefixes, views)
+    share = worker_share(strategy)
+    if share is None:
+        extracted = _store(paths, todo, prefixes, cache, run, preprocessing, console,
+                           description, strategy, batch_size)
+    else:  # each worker its share; then every worker reads the others' from the shared store
+        index, count = share
+        extracted = _store(paths, [i for i in todo if i % count == index], prefixes, cache, run,
+                           preprocessing, console, f"{description} (worker {index + 1} of "
+                           f"{count})", None, batch_size)
+        barrier(strategy)
+        cache.reload()
+        table, rest = cache.table(prefixes, views)
+        extracted += _store(paths, rest, prefixes, cache, run, preprocessing, console,
+                            f"{description} (not in the shared store)", None, batch_size)
+    table = cache.table(prefixes, views)[0]
+    table.extracted = extracted
     return table
 
 
-def _read_cached(paths: list[Path], views: int, cache: FeatureCache,
-                 table: FeatureTable) -> list[int]:
-    """Fill ``table`` from the cache (features and remembered failures); return the misses."""
-    todo: list[int] = []
-    for index, path in enumerate(paths):
-        reason = cache.get_error(path)
-        if reason is not None:
-            table.errors[index] = reason
-            continue
-        cached = [cache.get(path, view) for view in range(views)]
-        if any(c is None for c in cached):
-            todo.append(index)
-        else:
-            table.values[index] = np.stack(cached)
-    return todo
+def _store(paths: list[Path], todo: list[int], prefixes, cache: FeatureCache, run,
+           preprocessing: Preprocessing, console: Console, description: str, strategy,
+           batch_size: int) -> int:
+    """Compute the ``todo`` files' outputs into the store; the number of images computed."""
+    extracted = 0
+    if not todo:
+        return extracted
+    with cache.writer() as writer:
+        for batch, values, errors in _outputs(paths, todo, run, preprocessing, console,
+                                              description, strategy, batch_size):
+            for index, reason in errors.items():
+                writer.put_error(prefixes[index], reason)
+            if batch:
+                writer.put(prefixes[batch], values)
+                extracted += len(batch)
+    return extracted
+
+
+def _in_memory(paths: list[Path], run, preprocessing: Preprocessing, console: Console,
+               description: str, strategy, batch_size: int) -> FeatureTable:
+    """Every file's outputs in one array (no store: runs whose backbone may change)."""
+    chunks: dict[int, np.ndarray] = {}
+    table = FeatureTable(None)
+    for batch, values, errors in _outputs(paths, list(range(len(paths))), run, preprocessing,
+                                          console, description, strategy, batch_size):
+        table.errors.update(errors)
+        chunks.update(zip(batch, values, strict=True))
+        table.extracted += len(batch)
+    shape = next(iter(chunks.values())).shape if chunks else (0, 0)
+    table.values = np.zeros((len(paths), *shape), np.float32)
+    for index, value in chunks.items():
+        table.values[index] = value
+    return table
+
+
+def _outputs(paths: list[Path], todo: list[int], run, preprocessing: Preprocessing,
+             console: Console, description: str, strategy, batch_size: int):
+    """Yield ``(file indices, outputs (n, views, ...), {index: decode error})`` per batch."""
+    dataset = image_dataset([str(paths[i]) for i in todo], preprocessing)
+    position = 0
+    with track(console, description, len(todo)) as progress:
+        for pixels, flags in dataset.batch(batch_size).prefetch(2):
+            batch = todo[position : position + len(flags)]
+            position += len(flags)
+            reasons = flags.numpy()
+            ok = np.array([not e for e in reasons])
+            errors = {i: e.decode("utf-8") for i, e in zip(batch, reasons, strict=True) if e}
+            good = [i for i, flag in zip(batch, ok, strict=True) if flag]
+            values = _run(run, pixels, ok, strategy) if good else None
+            yield good, values, errors
+            progress.advance(len(batch))
 
 
 def check_decodable(paths: list[Path], spec: Preprocessing, console: Console) -> dict[int, str]:
@@ -140,7 +177,5 @@ def check_decodable(paths: list[Path], spec: Preprocessing, console: Console) ->
 
 def _run(run, pixels: tf.Tensor, ok: np.ndarray, strategy) -> np.ndarray:
     """The batch's decodable images through the backbone (sharded across replicas)."""
-    from resnet_ft.training.distribute import run_sharded
-
     selected = pixels.numpy() if ok.all() else pixels.numpy()[ok]
     return run_sharded(strategy, run, selected)

@@ -14,16 +14,14 @@ the per-device work is the same whatever the cluster. Every worker reads the
 same seeded batches and each replica takes its slice, so all replicas step
 together on exactly the global batch; gradients are summed across replicas by
 the optimizer, which is why the loss is divided by the *global* batch size.
+Slicing batches over replicas and files over workers: :mod:`resnet_ft.util.replicas`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from resnet_ft.errors import InputError
 
@@ -65,36 +63,3 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     # One device: the default strategy (TF places ops on the first GPU by itself) — it
     # adds nothing to every step, where OneDeviceStrategy costs ~20 % on a small head.
     return tf.distribute.get_strategy()
-
-
-def worker_index() -> int:
-    """This process's worker index in ``TF_CONFIG`` (0 outside a cluster)."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    if task.get("type") == "chief":
-        return 0
-    has_chief = bool(config.get("cluster", {}).get("chief"))
-    return int(task.get("index", 0)) + (1 if has_chief else 0)
-
-
-def sharded(strategy: tf.distribute.Strategy, array: np.ndarray):
-    """A distributed value: replica r gets the r-th contiguous slice of the global batch."""
-    replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
-        return array
-    parts = np.array_split(array, replicas)
-    return strategy.experimental_distribute_values_from_function(
-        lambda context: parts[context.replica_id_in_sync_group])
-
-
-def run_sharded(strategy: tf.distribute.Strategy | None, function, array: np.ndarray) -> np.ndarray:
-    """``function`` on each replica's slice; the results gathered back in order.
-
-    ``None`` (no strategy) and one-replica strategies just call ``function``.
-    """
-    import tensorflow as tf
-
-    if strategy is None or strategy.num_replicas_in_sync == 1:
-        return function(tf.convert_to_tensor(array)).numpy()
-    result = strategy.run(function, args=(sharded(strategy, array),))
-    return strategy.gather(result, axis=0).numpy()

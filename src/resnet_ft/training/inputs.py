@@ -17,18 +17,16 @@ import numpy as np
 from rich.console import Console
 
 from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.features.boundary import BoundaryCache
 from resnet_ft.features.extract import check_decodable, extract, pooled_features, view_outputs
-from resnet_ft.features.identity import backbone_identity, default_cache_dir
-from resnet_ft.features.store import FeatureCache, FeatureTable
+from resnet_ft.features.store import FeatureCache, FeatureTable, open_store
 from resnet_ft.models.files import backbone_metadata, load_backbone
 from resnet_ft.models.folding import folded_copy
 from resnet_ft.models.precision import compute_backbone, policy
 from resnet_ft.models.unfreeze import phase2_model, set_trainable, split_backbone
 from resnet_ft.training.config import TrainConfig
-from resnet_ft.training.distribute import run_sharded
 from resnet_ft.training.plan import InputPlan, PhasePlan, plan_inputs
 from resnet_ft.training.sources import ArraySource, OnlineSource, WithTargets
+from resnet_ft.util.replicas import run_sharded
 
 
 @dataclass
@@ -73,9 +71,7 @@ def make_reader(config: TrainConfig, console: Console, strategy: Any) -> Reader:
     preprocessing = Preprocessing(config.image_size, config.resize)
     cache = None
     if inputs.cached:
-        root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        cache = FeatureCache(root, backbone_identity(config.backbone, config.precision),
-                             preprocessing)
+        cache = open_store(config.cache_dir, config.backbone, config.precision, preprocessing)
     augment = None
     if inputs.online_augment:
         from resnet_ft.data.augment import augmentation
@@ -131,7 +127,7 @@ def head_source(table: FeatureTable, n_train: int, nets: Networks, reader: Reade
 
 
 def stages_model_and_source(config: TrainConfig, nets: Networks, reader: Reader,
-                            boundary: BoundaryCache | None) -> tuple[Any, Any]:
+                            boundary: FeatureCache | None) -> tuple[Any, Any]:
     """Phase 2's model (unfrozen stages + head) and its inputs.
 
     Cached: the frozen stages run once per file and view into the boundary
@@ -146,13 +142,13 @@ def stages_model_and_source(config: TrainConfig, nets: Networks, reader: Reader,
                                    reader.augment)
         with policy(config.precision):
             return phase2_model(nets.work, nets.head), source
-    load = boundary.load
-    source = ArraySource(
-        load(lower, reader.train, reader.inputs.views, reader.preprocessing, reader.console,
-             "caching frozen stages", reader.strategy),
-        load(lower, reader.val, 1, reader.preprocessing, reader.console,
-             "caching frozen stages (val)", reader.strategy),
-    )
+    def stored(files: list[Path], views: int, description: str) -> Any:
+        return extract(files, lower, reader.preprocessing, views=views, cache=boundary,
+                       console=reader.console, description=description,
+                       strategy=reader.strategy, batch_size=16, pool=False).values
+
+    source = ArraySource(stored(reader.train, reader.inputs.views, "caching frozen stages"),
+                         stored(reader.val, 1, "caching frozen stages (val)"))
     with policy(config.precision):
         return phase2_model(upper, nets.head), source
 

@@ -41,7 +41,7 @@ import numpy as np
 from rich.console import Console
 
 from resnet_ft.data.folders import Split
-from resnet_ft.features.boundary import BoundaryCache
+from resnet_ft.features.boundary import boundary_cache
 from resnet_ft.models.head import build_head
 from resnet_ft.training.artifacts import finish, save_classifier, write_run_files
 from resnet_ft.training.callbacks import default_callbacks
@@ -137,7 +137,8 @@ def train(
 def in_strategy(config: TrainConfig, run_dir: str | Path, console: Console,
                 work: Callable[[Any, Path, Console], Result]) -> Result:
     """``work(strategy, run_dir, console)`` in the ``--strategy`` scope, on this worker's dir."""
-    from resnet_ft.training.distribute import make_strategy, worker_index
+    from resnet_ft.training.distribute import make_strategy
+    from resnet_ft.util.replicas import worker_index
 
     strategy = make_strategy(config.strategy)  # before any TF op: multi-worker needs that
     run_dir = Path(run_dir)
@@ -232,8 +233,7 @@ def _phases(ctx: RunContext, plan: Plan, nets: Networks, reader: Reader, pooled:
     sources = [pooled]
     models = [nets.head]
     for _ in plan.phases[1:]:
-        boundary = (BoundaryCache(reader.cache.base, reader.cache.backbone_id,
-                                  reader.preprocessing, config.trainable)
+        boundary = (boundary_cache(reader.cache, reader.preprocessing, config.trainable)
                     if reader.cache is not None else None)
         model, source = stages_model_and_source(config, nets, reader, boundary)
         models.append(model)

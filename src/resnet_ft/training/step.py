@@ -89,7 +89,7 @@ def train_step(model: Any, optimizer: Any, weights: np.ndarray, label_smoothing:
     import keras
     import tensorflow as tf
 
-    from resnet_ft.training.distribute import sharded
+    from resnet_ft.util.replicas import sharded
 
     loss_fn = keras.losses.CategoricalCrossentropy(
         label_smoothing=label_smoothing, reduction="none")
