@@ -7,6 +7,7 @@ The public API, importable as ``resnet_ft.<name>``::
                                                    backbone="backbone.keras"), "runs/a")
     resnet_ft.predict("runs/a", ["photo.jpg"])        # [{"label": ..., "top_k": ...}]
     resnet_ft.evaluate("runs/a", "test_photos")         # metrics, written to runs/a/eval/
+    resnet_ft.predict("runs/a", ["photos/"], precision="auto")  # bulk: bfloat16 where it pays
     resnet_ft.export("runs/a", "exported/a")            # SavedModel (or .tflite)
     resnet_ft.summarize("runs/a")                       # parameters per stage
     model, labels = resnet_ft.load_classifier("runs/a")

@@ -39,7 +39,7 @@ def test_predict_equals_training_evaluation_pipeline(trained, cli, backbone101):
     table = extract([Path(row["file"])], backbone, spec, views=2, cache=cache, console=console())
     assert table.extracted == 0  # served from the cache written by training
     head = model.get_layer("head")
-    reference = np.asarray(head(table.values[:, 0], training=False))[0]
+    reference = np.asarray(head(np.asarray(table.values)[:, 0], training=False))[0]
     for index, label in enumerate(labels):
         assert abs(ours[label] - float(reference[index])) <= 1e-5
 

@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from resnet_ft.cli.common import JsonFlag, RunArgument
+from resnet_ft.cli.predict import PrecisionOption
 
 EPILOG = ("Examples:\n\n  resnet-ft evaluate runs/flowers data/test\n\n"
           "  resnet-ft evaluate runs/flowers data/test --json -o reports/test\n\n"
-          "  resnet-ft evaluate runs/flowers data/test --tta")
+          "  resnet-ft evaluate runs/flowers data/test --tta\n\n"
+          "  resnet-ft evaluate runs/flowers data/big_test --precision auto")
 
 
 def evaluate(
@@ -30,13 +32,14 @@ def evaluate(
     tta: Annotated[bool, typer.Option(
         "--tta", help="Average each image's probabilities with its mirror's; prints accuracy "
         "with and without.")] = False,
+    precision: PrecisionOption = "float32",
 ) -> None:
     """Accuracy, per-class precision/recall/F1 and confusion matrix of a run on a dataset."""
     from resnet_ft.cli.render import console, metrics_tables, print_json, tta_line
     from resnet_ft.evaluation.evaluate import evaluate as run_evaluate
 
     result = run_evaluate(run, data_dir, out=out, top_k=top_k, model=model, tta=tta,
-                          console=console(stderr=True))
+                          precision=precision, console=console(stderr=True))
     for path, reason in result.skipped.items():
         sys.stderr.write(f"warning: skipped {path}: {reason}\n")
     if json_output:

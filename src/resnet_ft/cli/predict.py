@@ -10,9 +10,15 @@ import typer
 
 from resnet_ft.cli.common import JsonFlag, usage
 
+#: ``--precision`` of ``predict`` and ``evaluate``: train's choices, float32 by default.
+PrecisionOption = Annotated[str, typer.Option(
+    help="float32 (the default: equals the exported model), or for bulk jobs auto, "
+    "mixed_bfloat16 or mixed_float16 (auto as train picks it).")]
+
 EPILOG = ("Examples:\n\n  resnet-ft predict runs/flowers photo.jpg\n\n"
           "  resnet-ft predict runs/flowers 'photos/*.jpg' --top-k 3 --json\n\n"
           "  resnet-ft predict runs/flowers photo.jpg --tta --explain heatmaps\n\n"
+          "  resnet-ft predict runs/flowers photos/ --precision auto --csv\n\n"
           "  resnet-ft predict backbone.keras cat.jpg --labels imagenet_labels.txt")
 
 
@@ -33,6 +39,7 @@ def predict(
         Path | None,
         typer.Option(help="Write a Grad-CAM heat-map PNG per image (predicted class) here."),
     ] = None,
+    precision: PrecisionOption = "float32",
 ) -> int:
     """Classify images with a trained model; exit 1 when any file could not be read."""
     from resnet_ft.cli.render import console, predictions_csv, predictions_table, print_json
@@ -41,7 +48,8 @@ def predict(
     if json_output and csv_output:
         raise usage("choose one of --json and --csv")
     results = run_predict(run, images, top_k=top_k, batch_size=batch_size, labels=labels,
-                          tta=tta, explain=explain)
+                          tta=tta, explain=explain, precision=precision,
+                          console=console(stderr=True))
     if json_output:
         print_json(results)
     elif csv_output:

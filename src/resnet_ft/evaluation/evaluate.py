@@ -11,6 +11,13 @@ horizontal mirror. A head-only run reads both views from the feature cache
 training filled (:func:`cached_head`), so on images it has seen they cost
 nothing, and its metrics are computed exactly as training computed them
 (also under mixed precision); other models run the mirror through the network.
+
+Precision: float32 by default, so the report is the exported model's;
+``precision`` (``--precision``) computes in another for bulk jobs. Cached
+features are those of the evaluation's precision (the store keys them by
+it), computed by the BN-folded extractor that fills the store everywhere
+(:func:`~resnet_ft.training.inputs.extractor`): evaluating a head-only run in
+the precision it was trained in reproduces its ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ def evaluate(
     top_k: int = 5,
     model: str | Path | None = None,
     tta: bool = False,
+    precision: str = "float32",
     console: Console | None = None,
 ) -> Evaluation:
     """Evaluate ``run`` (or the exported ``model``) on ``data_dir`` and write the report.
@@ -85,16 +93,23 @@ def evaluate(
     The report goes to ``out``, by default ``RUN/eval/<data folder name>``
     (``-<export name>`` appended when an exported model is evaluated). With
     ``tta`` the report is of the flip-averaged predictions and also holds
-    ``without_tta`` accuracy, so the gain is visible.
+    ``without_tta`` accuracy, so the gain is visible. ``precision`` (``auto``,
+    ``float32``, ``mixed_bfloat16``, ``mixed_float16``) is float32 by default;
+    an exported model computes as it was exported.
     """
     from resnet_ft.exports import load_exported
 
     run, data_dir = Path(run), Path(data_dir)
-    predictor = load_exported(model) if model else load_predictor(run)
+    console = console or Console(stderr=True)
+    if model and precision != "float32":
+        raise InputError("--precision applies to the run's model; an exported --model "
+                         "computes as it was exported")
+    predictor = (load_exported(model) if model
+                 else load_predictor(run, precision=precision, console=console))
     _, samples, _ = scan(data_dir, predictor.labels)
     scores = score(predictor, samples, views=2 if tta else 1,
-                   cached=None if model else cached_head(run, predictor),
-                   console=console or Console(stderr=True), where=str(data_dir))
+                   cached=None if model else cached_head(run, predictor, predictor.precision),
+                   console=console, where=str(data_dir))
     report, misclassified = scores_report(scores, predictor.labels, top_k, tta)
     name = data_dir.resolve().name + (f"-{Path(model).name}" if model else "")
     folder = Path(out) if out else run / "eval" / name
@@ -171,7 +186,7 @@ def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int,
     table = extract(paths, cached.backbone, predictor.preprocessing, views=views,
                     cache=cached.cache, console=console)
     found = [i for i in range(len(paths)) if i not in table.errors]
-    features = table.values[found]
+    features = np.asarray(table.values)[found]
     probs = np.stack([
         np.concatenate([np.asarray(cached.head(features[start:start + HEAD_BATCH, view],
                                                training=False), np.float32)
@@ -181,29 +196,31 @@ def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int,
     return found, probs, skipped, len(found) - table.extracted
 
 
-def cached_head(run: Path, predictor: Predictor) -> CachedHead | None:
+def cached_head(run: Path, predictor: Predictor,
+                precision: str | None = None) -> CachedHead | None:
     """The run's feature cache, when its entries are exactly this model's inputs.
 
     Only a head-only run feeds its saved head the pooled features it cached,
     and only while its backbone file is unchanged: the file is loaded and its
     weights compared with the run's, so a backbone replaced since training is
-    neither trusted nor poisoned with this model's features. Missing entries
-    are computed as training computed them (in the run's precision), so the
-    cache stays one store with one meaning per key.
+    neither trusted nor poisoned with this model's features. The entries are
+    those of ``precision`` (default: the run's own, as training computed
+    them); missing ones are computed by the same extractor training uses, so
+    the cache stays one store with one meaning per key.
     """
     from resnet_ft.data.preprocessing import Preprocessing
-    from resnet_ft.features.identity import backbone_identity, default_cache_dir
-    from resnet_ft.features.store import FeatureCache
+    from resnet_ft.features.store import open_store
     from resnet_ft.models.files import backbone_metadata, load_backbone
-    from resnet_ft.models.precision import compute_backbone
     from resnet_ft.training.config import load_yaml, make_config
+    from resnet_ft.training.inputs import Networks, extractor
 
     try:
         config = make_config(load_yaml(run / "config.yaml"))
     except InputError:
         return None
     file = Path(config.backbone)
-    decided = config.precision != "auto"  # training records what it decided; else unknown
+    precision = precision or config.precision
+    decided = precision != "auto"  # training records what it decided; else unknown
     if not (config.cache and config.trainable == "head" and decided and file.is_file()):
         return None
     backbone = load_backbone(file)
@@ -212,9 +229,8 @@ def cached_head(run: Path, predictor: Predictor) -> CachedHead | None:
     spec = Preprocessing(config.image_size, config.resize)
     if ours is None or spec != predictor.preprocessing or not _same_weights(backbone, ours):
         return None
-    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    cache = FeatureCache(root, backbone_identity(file, config.precision), spec)
-    work = compute_backbone(backbone, backbone_metadata(file), config.precision)
+    cache = open_store(config.cache_dir, file, precision, spec)
+    work = extractor(Networks(backbone, backbone, backbone_metadata(file)), precision)
     return CachedHead(work, cache, layers["head"])
 
 
