@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import keras
 import numpy as np
@@ -111,11 +112,19 @@ def test_report_has_student_teacher_agreement_and_baseline(distilled, teacher):
     assert line == (f"student val_accuracy {report['student_accuracy']:.4f}, teacher "
                     f"{report['teacher_accuracy']:.4f}, top-1 agreement "
                     f"{report['agreement']:.4f}, baseline (labels only) "
-                    f"{report['baseline_accuracy']:.4f}")
+                    f"{report['baseline_accuracy']:.4f} (alpha 0.1, T 4)")
     # the baseline is an ordinary train run of the same student: its config says so
     config = (run / "baseline" / "config.yaml").read_text()
     assert "teacher:" not in config and "alpha:" not in config
     assert (run / "config.yaml").read_text().count("teacher: ") == 1
+
+
+def test_teacher_features_are_those_its_training_cached(distilled):
+    """The teacher's backbone is unchanged: its features are read under its training's key,
+    so distilling costs the student's extraction pass alone."""
+    _, console = distilled
+    assert "keyed by its unchanged backbone file" in console
+    assert not re.search(r"teacher features: \d+/\d+", console)  # no teacher image extracted
 
 
 def test_distilled_run_is_an_ordinary_run_directory(distilled, work, backbone50, cli):
@@ -133,6 +142,45 @@ def test_distilled_run_is_an_ordinary_run_directory(distilled, work, backbone50,
     assert labels == list(CLASSES) and model.input_shape == (None, 48, 48, 3)
 
 
+def _history(run):
+    with open(run / "history.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+
+def _stored_rows(cache):
+    """Every stored row of a feature cache by (directory, entry key), read with numpy alone:
+    a shard is four ``np.save`` arrays back to back (keys, error keys, reasons, rows)."""
+    rows = {}
+    for shard in cache.rglob("*.shard"):
+        with open(shard, "rb") as source:
+            keys, _, _, values = (np.load(source) for _ in range(4))
+        place = str(shard.parent.relative_to(cache))
+        rows.update({(place, key): row for key, row in zip(keys.tolist(), values, strict=True)})
+    return rows
+
+
+def test_teacher_pass_stores_what_training_would(work, teacher, backbone50, cli):
+    """Into an empty cache, the teacher's pass extracts as training does: BN-folded, in the
+    teacher's precision, under its training's key. Its rows equal those the teacher's training
+    stored bit for bit, except where bfloat16 convolutions sum in another order because the
+    batches are made up differently (measured: 1 row in 64 for a batch of 64 against 21 + 43);
+    an unfolded or float32 pass, or another key, matches none of them."""
+    root, data, cache = work
+    fresh = root / "fresh-cache"
+    result = cli("distill", teacher, data, "--student", backbone50, "-o", root / "fresh",
+                 "--cache-dir", fresh, *OPTIONS[:-2], "--epochs", 1)
+    assert result.code == 0, result.err
+    assert re.search(r"teacher features: 63/63", result.out)  # extracted, not reused
+    trained, passed = _stored_rows(cache), _stored_rows(fresh)
+    common = sorted(set(trained) & set(passed))
+    assert len(common) >= 63  # every training image's original view, under the same key
+    same = sum(np.array_equal(trained[k], passed[k]) for k in common)
+    assert same >= 0.9 * len(common), (same, len(common))
+    for key in common:
+        a, b = (np.asarray(rows[key], np.float64) for rows in (trained, passed))
+        assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.9999
+
+
 def test_alpha_one_gives_exactly_the_label_only_student(work, teacher, backbone50, cli):
     root, data, cache = work
     common = ("--cache-dir", cache, *OPTIONS[:-2], "--epochs", 3)
@@ -140,13 +188,7 @@ def test_alpha_one_gives_exactly_the_label_only_student(work, teacher, backbone5
     result = cli("distill", teacher, data, "--student", backbone50, "-o", root / "alpha1",
                  "--alpha", 1, *common)
     assert result.code == 0, result.err
-
-    def history(run):
-        with open(run / "history.csv", newline="") as handle:
-            return [{k: v for k, v in row.items() if k != "seconds"}
-                    for row in csv.DictReader(handle)]
-
-    assert history(root / "alpha1") == history(root / "labels")
+    assert _history(root / "alpha1") == _history(root / "labels")
     first, second = (load_classifier(root / name)[0].get_layer("head").get_weights()
                      for name in ("labels", "alpha1"))
     assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
@@ -183,6 +225,7 @@ def test_unlabeled_images_pruning_and_resume(work, teacher, backbone50, cli):
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["distillation"]["unlabeled"] == 12
+    assert result.out.strip().splitlines()[-1].endswith("(alpha 0.1, T 4, 12 unlabelled images)")
     assert metrics["distillation"]["teacher"] == str(teacher)
     assert [r["units"] for r in metrics["pruning"]["rounds"]] == [192, 128]
     head = load_classifier(run)[0].get_layer("head")

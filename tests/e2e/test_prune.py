@@ -77,15 +77,24 @@ def test_a_fraction_that_removes_no_unit_is_refused(cli, tmp_path):
     assert_one_line_error(result, "prune_head 0.1 removes no unit of a 4-unit head")
 
 
-def test_train_prune_half_of_the_head(trained, flowers, backbone101, cli, tmp_path):
+def test_train_prune_half_of_the_head(trained, flowers, backbone101, cli, tmp_path,
+                                      monkeypatch):
     _, cache = trained  # the same images and settings: features come from the cache
     run = tmp_path / "pruned"
+    import resnet_ft.training.run as training_run
+
+    finished = []  # the run's report is written once; pruning replaces only what it changes
+    monkeypatch.setattr(training_run, "finish",
+                        lambda *a, _f=training_run.finish: finished.append(1) or _f(*a))
     result = cli("train", flowers, "--backbone", backbone101, "-o", run, "--epochs", 2,
                  "--val-split", 0.25, "--cache-dir", cache, "--head-units", 64,
                  "--prune-head", 0.5, "--prune-rounds", 2, "--prune-epochs", 1, *SMALL)
     assert result.code == 0, result.err
     console = result.out
     assert "extracting features" not in console
+    assert len(finished) == 1
+    with open(run / "history.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2"]  # training's
 
     head = 2048 * 32 + 32 + 32 * 5 + 5  # Dense(2048 -> 32) + Dense(32 -> 5)
     result = cli("summary", run, "--json")

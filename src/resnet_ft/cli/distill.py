@@ -31,12 +31,19 @@ def distill(**options: Any) -> None:
                          resume=options["resume"], overwrite=options["overwrite"],
                          console=console())
     print_result(result)
-    report = result.metrics["distillation"]
+    console().print(distillation_line(result.metrics["distillation"]))
+
+
+def distillation_line(report: dict[str, Any]) -> str:
+    """Student, teacher, agreement, baseline; then the loss settings and the unlabelled count."""
     baseline = report.get("baseline_accuracy")
-    console().print(
+    unlabeled = report["unlabeled"]
+    return (
         f"student val_accuracy {report['student_accuracy']:.4f}, teacher "
         f"{report['teacher_accuracy']:.4f}, top-1 agreement {report['agreement']:.4f}"
         + (f", baseline (labels only) {baseline:.4f}" if baseline is not None else "")
+        + f" (alpha {report['alpha']:g}, T {report['temperature']:g}"
+        + (f", {unlabeled} unlabelled images)" if unlabeled else ")")
     )
 
 

@@ -9,12 +9,15 @@ pooled features are stored in the same :class:`~resnet_ft.features.store.Feature
 and the teacher's head turns them into probabilities at any temperature in
 milliseconds. Keys:
 
-* a head-only float32 teacher whose backbone file is unchanged (its weights are
-  compared once; the verdict is kept in the cache) is keyed by that file, exactly
-  as its own training keyed it, so the features extracted then are reused:
-  distillation then costs one student pass;
-* any other teacher (fine-tuned stages, mixed precision, a moved backbone file)
-  is keyed by the content hash of its ``model.keras``.
+* the teacher's features are computed as its training computed them: by the
+  BN-folded extractor (:func:`~resnet_ft.training.inputs.extractor`, the one
+  path that fills the store) in the precision its ``config.yaml`` records;
+* a head-only teacher whose backbone file is unchanged (its weights are
+  compared once; the verdict is kept in the cache) is keyed by that file and
+  precision, exactly as its own training keyed it, so the features extracted
+  then are reused: distillation then costs one student pass;
+* any other teacher (fine-tuned stages, a moved or changed backbone file) is
+  keyed by the content hash of its ``model.keras`` (salted by the precision).
 
 The loss is ``alpha * CE(label) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``
 (:mod:`~resnet_ft.training.step`); ``--unlabeled`` images have the soft term
@@ -43,9 +46,10 @@ from resnet_ft.features.identity import backbone_identity, key_digest
 from resnet_ft.features.store import FeatureCache
 from resnet_ft.models.files import load_backbone, load_model, read_metadata
 from resnet_ft.models.head import head_logits, split_classifier
+from resnet_ft.models.precision import PRECISIONS
 from resnet_ft.models.run_dir import model_path, read_labels, require_run, split_files
 from resnet_ft.training.config import DistillConfig, load_yaml, make_config
-from resnet_ft.training.inputs import Reader
+from resnet_ft.training.inputs import Networks, Reader, extractor
 from resnet_ft.training.loop import RunContext
 from resnet_ft.training.run import TrainResult, in_strategy, run_training, write_metrics
 from resnet_ft.training.step import SoftLoss
@@ -153,18 +157,24 @@ class Teacher:
     def targets(self, reader: Reader) -> np.ndarray:
         """Teacher probabilities at temperature T per training file and view; keeps val's."""
         path = model_path(self.run)
-        spec = Preprocessing(**read_metadata(path).get("preprocessing", {}))
+        metadata = read_metadata(path)
+        spec = Preprocessing(**metadata.get("preprocessing", {}))
         try:
             backbone, head = split_classifier(load_model(path))
+            settings = _teacher_settings(self.run)
+            precision = _trained_precision(settings)
+            cache = None
+            if reader.cache is not None:
+                root = reader.cache.base
+                cache = FeatureCache(root, self._identity(backbone, root, settings, precision),
+                                     spec, precision=precision)
+            nets = Networks(backbone, backbone, metadata.get("backbone", {}))
+            work = extractor(nets, precision)
         except InputError as exc:
             raise InputError(f"teacher {path}: {exc}") from exc
-        cache = None
-        if reader.cache is not None:
-            root = reader.cache.base
-            cache = FeatureCache(root, self._identity(backbone, root), spec)
         views = reader.inputs.epoch_views
-        train = self._features(reader.train, views, backbone, spec, cache, reader)
-        val = self._features(reader.val, 1, backbone, spec, cache, reader)
+        train = self._features(reader.train, views, work, spec, cache, reader)
+        val = self._features(reader.val, 1, work, spec, cache, reader)
         logits = head_logits(head, train.reshape(-1, train.shape[-1]))
         self.val_probs = softmax(head_logits(head, val[:, 0]))
         scaled = softmax(logits / self.loss.temperature)
@@ -184,28 +194,27 @@ class Teacher:
             "teacher_trained_on_val": self.trained_on_val,
         }
 
-    def _features(self, files: list[Path], views: int, backbone: Any, spec: Preprocessing,
+    def _features(self, files: list[Path], views: int, work: Any, spec: Preprocessing,
                   cache: FeatureCache | None, reader: Reader) -> np.ndarray:
-        table = extract(files, backbone, spec, views=views, cache=cache, console=self.console,
+        table = extract(files, work, spec, views=views, cache=cache, console=self.console,
                         description="teacher features", strategy=reader.strategy)
         if table.errors:  # the student decoded these same files: cannot happen but loudly
             index, reason = next(iter(table.errors.items()))
             raise InputError(f"teacher cannot read {files[index]}: {reason}")
-        return table.values
+        return np.asarray(table.values, np.float32)
 
-    def _identity(self, backbone: Any, root: Path) -> str:
+    def _identity(self, backbone: Any, root: Path, settings: dict[str, Any],
+                  precision: str) -> str:
         """The cache key of the teacher's features: its training's, when provably the same.
 
         Comparing the weights means loading the backbone file (seconds), so the
         verdict is kept under ``root``, keyed by both files' content hashes.
         """
-        own = backbone_identity(model_path(self.run), "float32")
-        settings = _teacher_settings(self.run)
+        own = backbone_identity(model_path(self.run), precision)
         source = Path(str(settings.get("backbone", "")))
-        if (settings.get("trainable", "head") != "head"
-                or settings.get("precision", "float32") != "float32" or not source.is_file()):
+        if settings.get("trainable", "head") != "head" or not source.is_file():
             return own
-        trained = backbone_identity(source, "float32")
+        trained = backbone_identity(source, precision)
         verdict = root / "teachers" / key_digest(own, trained)[:32]
         try:
             same = verdict.read_text(encoding="utf-8") == "same"
@@ -236,6 +245,16 @@ def _teacher_settings(run: Path) -> dict[str, Any]:
         return load_yaml(run / "config.yaml")
     except InputError:
         return {}
+
+
+def _trained_precision(settings: dict[str, Any]) -> str:
+    """The precision the teacher's training computed its features in (float32 if unrecorded).
+
+    The teacher's probabilities are then those its own training saw, and
+    its cached features are found under its training's key.
+    """
+    precision = str(settings.get("precision", "float32"))
+    return precision if precision in PRECISIONS and precision != "auto" else "float32"
 
 
 def _same_weights(path: Path, backbone: Any) -> bool:

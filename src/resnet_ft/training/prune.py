@@ -14,26 +14,27 @@ Zeroing weights (unstructured magnitude pruning) would save nothing here: a
 dense kernel full of zeros is stored and multiplied at full size by Keras,
 TensorFlow and TFLite alike. Removing whole units shrinks the kernels.
 
-The unpruned model is written first (its report gives the "before" figures),
-then the pruned one replaces it through the run's usual
-:func:`~resnet_ft.training.artifacts.finish`, so ``metrics.json``, the plots and
-``model.keras`` all describe the pruned model; ``metrics.json`` gains a
-``pruning`` section with units, parameters, file size and accuracy before and after.
+The run's :func:`~resnet_ft.training.artifacts.finish` writes the unpruned
+model and report first (the "before" figures, and what an interrupted pruning
+leaves); pruning then replaces only what describes the model — ``model.keras``,
+``confusion.png``, ``top_losses.png`` and the report, which gains a ``pruning``
+section with units, parameters, file size and accuracy before and after. The
+history and its curves are the training's and stay as ``finish`` wrote them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from resnet_ft.evaluation.metrics import calibration, classification_report
+from resnet_ft.evaluation.plots import plot_confusion
 from resnet_ft.models.head import HIDDEN, OUTPUT, keep_units
 from resnet_ft.models.run_dir import MODEL_FILE
-from resnet_ft.training.artifacts import finish
+from resnet_ft.training.artifacts import save_classifier, write_top_losses
 from resnet_ft.training.inputs import Networks, Reader, final_pooled
 from resnet_ft.training.loop import Phase, RunContext, new_state, run_phases
 from resnet_ft.training.plan import PruneRound
@@ -54,11 +55,12 @@ def strongest_units(head: Any, units: int) -> np.ndarray:
 def prune_head(ctx: RunContext, phases: Sequence[Phase], nets: Networks, reader: Reader,
                rounds: Sequence[PruneRound], prepare: Callable[[Phase], None],
                targets: np.ndarray | None, before: dict[str, Any]) -> tuple[dict[str, Any], Phase]:
-    """Prune the best head in ``rounds``; write the smaller model and its report.
+    """Prune the best head in ``rounds``; write the smaller model and its figures.
 
     ``before`` is the unpruned model's report (already written). Returns the
-    pruned model's report, with a ``pruning`` section, and the phase that
-    computes it (the pruned head on the final pooled features).
+    pruned model's report, with a ``pruning`` section, for the caller to write
+    as ``metrics.json``, and the phase that computes it (the pruned head on
+    the final pooled features).
     """
     best = phases[ctx.state["best_phase"] - 1]
     file_before = (ctx.run_dir / MODEL_FILE).stat().st_size
@@ -74,7 +76,7 @@ def prune_head(ctx: RunContext, phases: Sequence[Phase], nets: Networks, reader:
         history.append({"round": prune_round.number, "units": prune_round.units,
                         "val_loss": val_loss, "val_accuracy": val_accuracy})
     final = Phase(best.plan, head, None, source)
-    metrics = _finish_pruned(ctx, len(phases), nets, final)
+    metrics = _write_pruned(ctx, nets, final)
     metrics["pruning"] = {
         "fraction": ctx.config.prune_head, "criterion": "L1 norm of outgoing weights",
         "units_before": units_before, "units_after": _units(head),
@@ -109,23 +111,17 @@ def _print_epoch(ctx: RunContext, phase: Phase, row: dict[str, Any], improved: b
                       f"{row['val_accuracy']:.4f}  {row['seconds']:.1f}s")
 
 
-class _Weights:
-    """A run store whose best weights are one given file: the pruned head's."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def best_weights(self, state: dict[str, Any]) -> Path:
-        return self.path
-
-
-def _finish_pruned(ctx: RunContext, phases: int, nets: Networks, final: Phase) -> dict[str, Any]:
-    """The run's usual finish, with the pruned head as the best epoch's model."""
-    with tempfile.TemporaryDirectory() as tmp:
-        weights = Path(tmp) / "pruned.weights.h5"
-        final.model.save_weights(weights)
-        nets.head = final.model
-        return finish(dataclasses.replace(ctx, store=_Weights(weights)), [final] * phases, nets)
+def _write_pruned(ctx: RunContext, nets: Networks, final: Phase) -> dict[str, Any]:
+    """Save the classifier with the pruned head; its report, confusion matrix and top losses."""
+    nets.head = final.model
+    save_classifier(ctx, nets)
+    val_loss, _, probs = evaluate(final.model, final.source, ctx.y_val)
+    metrics = classification_report(ctx.y_val, probs, ctx.labels)
+    metrics.update(val_loss=val_loss, best_epoch=ctx.state["best_epoch"],
+                   calibration=calibration(ctx.y_val, probs))
+    plot_confusion(metrics["confusion_matrix"], ctx.labels, ctx.run_dir / "confusion.png")
+    write_top_losses(ctx, probs)
+    return metrics
 
 
 def _units(head: Any) -> int:
