@@ -55,21 +55,31 @@ def test_sweep_directory_contents(swept):
 
 
 def test_best_trial_reproduces_through_train(swept, cli, tmp_path):
-    """Same seed, same split, same head computation: train's best epoch is the trial's.
+    """The sweep confirms its winner with train's own loop (same seed, same split), and
+    ``train --config best.yaml`` reproduces that confirmed score: accuracy and best epoch
+    exactly, val_loss to 1e-4 relative (oneDNN may reorder float32 sums between processes).
 
-    The trial and the run execute the same loop on the same features; float32 sums may be
-    reordered between processes by oneDNN, so losses are compared to 1e-4 relative.
+    The search's own score comes from the compiled trainer: train's arithmetic up to float32
+    rounding, which Adam can amplify on barely separable features (README: up to a few
+    percent); here the two agree to well within one validation image and 1 % of the loss.
     """
     out, _ = swept
-    rows = [r for r in _trials(out) if r["state"] == "complete"]
-    winner = max(rows, key=lambda r: float(r["score_mean"]))
+    rows = _trials(out)
+    winner = max((r for r in rows if r["state"] == "complete"),
+                 key=lambda r: float(r["score_mean"]))
+    assert [r["number"] for r in rows if r["confirmed_score_mean"]] == [winner["number"]]
+    assert (out / "best.yaml").read_text().startswith(f"# trial {winner['number']}, ")
     run = tmp_path / "run"
     result = cli("train", "--config", out / "best.yaml", "-o", run)
     assert result.code == 0, result.err
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["accuracy"] == pytest.approx(float(winner["accuracy_mean"]), abs=1e-9)
-    assert metrics["val_loss"] == pytest.approx(float(winner["val_loss_mean"]), rel=1e-4)
-    assert str(metrics["best_epoch"]) == winner["best_epochs"]
+    assert metrics["accuracy"] == pytest.approx(float(winner["confirmed_accuracy_mean"]),
+                                                abs=1e-9)
+    assert metrics["val_loss"] == pytest.approx(float(winner["confirmed_val_loss_mean"]),
+                                                rel=1e-4)
+    assert str(metrics["best_epoch"]) == winner["confirmed_best_epochs"]
+    assert float(winner["accuracy_mean"]) == pytest.approx(metrics["accuracy"], abs=0.099)
+    assert float(winner["val_loss_mean"]) == pytest.approx(metrics["val_loss"], rel=1e-2)
 
 
 def test_existing_sweep_needs_resume_or_overwrite(swept, cli, flowers, backbone101):
@@ -108,7 +118,9 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(trained, flowers
     assert len(numbers) == len(set(numbers))  # each trial number once
     assert sum(r["state"] in ("complete", "pruned") for r in after) == 6
     for number, row in before.items():  # finished before the kill: kept, not run again
-        assert {k: v for k, v in row.items()} == next(r for r in after if r["number"] == number)
+        kept = next(r for r in after if r["number"] == number)
+        assert _trial_columns(row) == _trial_columns(kept)
+    assert sum(bool(r["confirmed_score_mean"]) for r in after) == 1  # the winner, at the end
     failed = [r for r in after if r["state"] == "fail"]
     assert len(failed) <= 1  # the trial the kill interrupted, if any
     for row in failed:
@@ -123,6 +135,11 @@ def test_sweep_refuses_unfrozen_stages(cli, flowers, backbone101, tmp_path):
     result = cli("sweep", flowers, "--backbone", backbone101, "-o", tmp_path / "s",
                  "--config", _config(tmp_path, trainable="block4"), *SMALL[:2])
     assert_one_line_error(result, "trainable must be head")
+
+
+def _trial_columns(row):
+    """A trials.csv row without the confirmation, which the winner gets at the sweep's end."""
+    return {k: v for k, v in row.items() if not k.startswith("confirmed_")}
 
 
 def _config(tmp_path, **options):

@@ -5,7 +5,7 @@ features through its cache; fingerprint every file (hashes of bytes, pixels
 and perceptual variants); find exact duplicates, then near duplicates
 (hashes and feature cosines, :mod:`~resnet_ft.diagnostics.neighbours`);
 group them; train heads on k group-aware folds for out-of-fold probabilities
-(``train``'s own loop, :mod:`resnet_ft.tuning.fit`) and rank likely label
+(``train``'s arithmetic, all folds at once: :mod:`resnet_ft.tuning.fit`) and rank likely label
 errors; flag images far from every class; write the report, and with
 ``--fix-split`` a leakage-free ``split.csv``. The data folder is only read.
 """

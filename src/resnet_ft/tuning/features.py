@@ -8,7 +8,6 @@ whichever command runs first pays for the backbone and the others read.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -16,8 +15,7 @@ from rich.console import Console
 from resnet_ft.data.folders import Sample, Split
 from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.features.extract import extract
-from resnet_ft.features.identity import backbone_identity, default_cache_dir
-from resnet_ft.features.store import FeatureCache
+from resnet_ft.features.store import FeatureCache, open_store
 from resnet_ft.training.config import TrainConfig
 from resnet_ft.training.inputs import extractor, load_networks
 from resnet_ft.training.prepare import config_split, require_sources
@@ -58,9 +56,8 @@ class LabelledFeatures:
 def feature_cache(config: TrainConfig) -> FeatureCache:
     """The feature store ``train`` uses for this config (same root, backbone key, geometry)."""
     config = config.resolved()[0]  # the key holds the decided precision, as train's does
-    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    return FeatureCache(root, backbone_identity(config.backbone, config.precision),
-                        Preprocessing(config.image_size, config.resize))
+    return open_store(config.cache_dir, config.backbone, config.precision,
+                      Preprocessing(config.image_size, config.resize))
 
 
 def load_features(config: TrainConfig, views: int, console: Console) -> LabelledFeatures:
@@ -74,4 +71,4 @@ def load_features(config: TrainConfig, views: int, console: Console) -> Labelled
     table = extract(paths, extractor(nets, config.precision),
                     Preprocessing(config.image_size, config.resize), views=views, cache=cache,
                     console=console)
-    return LabelledFeatures(split, table.values, table.errors, table.extracted)
+    return LabelledFeatures(split, np.asarray(table.values), table.errors, table.extracted)

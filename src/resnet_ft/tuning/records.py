@@ -22,9 +22,14 @@ from resnet_ft.util.tables import csv_text
 
 SCORES = ("score_mean", "score_std", "accuracy_mean", "accuracy_std", "val_loss_mean",
           "val_loss_std")
-TRIAL_FIELDS = ("number", "state", *PARAMETERS, *SCORES, "folds_done", "best_epochs",
-                "seconds", "retry_of")
+#: The best trial's scores from ``train``'s own loop (:mod:`~resnet_ft.tuning.exact`).
+CONFIRMED_FIELDS = ("score_mean", "accuracy_mean", "val_loss_mean", "best_epochs")
+TRIAL_FIELDS = ("number", "state", *PARAMETERS, *SCORES, "folds_done", "epochs_done",
+                "best_epochs", "seconds", "retry_of",
+                *(f"confirmed_{name}" for name in CONFIRMED_FIELDS))
 SETTINGS_FILE = "sweep.yaml"
+#: The study's user attribute holding the confirmation of its best trial.
+CONFIRMED = "confirmed"
 
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:
@@ -42,29 +47,44 @@ def best_config(base: TrainConfig, params: dict[str, Any]) -> TrainConfig:
     return make_config(data, params)
 
 
-def trials_csv(trials: list[Any]) -> str:
-    """One row per trial: number, state, settings, score mean/spread, folds done, time."""
+def trials_csv(trials: list[Any], confirmed: dict[str, Any] | None = None) -> str:
+    """One row per trial: number, state, settings, score mean/spread, folds and epochs
+    done, time; the confirmed trial's row also has its scores from ``train``'s loop."""
     rows = []
     for trial in sorted(trials, key=lambda t: t.number):
         attrs = trial.user_attrs
+        check = confirmed if confirmed and confirmed["number"] == trial.number else {}
         rows.append([trial.number, trial.state.name.lower(),
                      *(trial.params.get(p, "") for p in PARAMETERS),
                      *(_number(attrs.get(s)) for s in SCORES),
-                     attrs.get("folds_done", ""),
-                     " ".join(str(e) for e in attrs.get("best_epochs", [])),
-                     _number(attrs.get("seconds")), attrs.get("retry_of", "")])
+                     attrs.get("folds_done", ""), attrs.get("epochs_done", ""),
+                     _epochs(attrs.get("best_epochs", [])),
+                     _number(attrs.get("seconds")), attrs.get("retry_of", ""),
+                     *(_number(check.get(s)) for s in CONFIRMED_FIELDS[:-1]),
+                     _epochs(check.get("best_epochs", []))])
     return csv_text(TRIAL_FIELDS, rows)
+
+
+def _epochs(values: list[int]) -> str:
+    return " ".join(str(e) for e in values)
 
 
 def _number(value: Any) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
-def write_records(sweep_dir: Path, trials: list[Any], best: TrainConfig | None) -> None:
-    """``trials.csv`` and, once a trial has completed, ``best.yaml``."""
-    write_text(sweep_dir / "trials.csv", trials_csv(trials))
+def write_records(sweep_dir: Path, trials: list[Any], best: TrainConfig | None,
+                  confirmed: dict[str, Any] | None = None) -> None:
+    """``trials.csv`` and, once a trial has completed, ``best.yaml`` (a comment on top
+    gives the confirmed score when the best trial has been confirmed)."""
+    write_text(sweep_dir / "trials.csv", trials_csv(trials, confirmed))
     if best is not None:
-        write_text(sweep_dir / "best.yaml", best.to_yaml())
+        header = ""
+        if confirmed:
+            header = (f"# trial {confirmed['number']}, trained by train's own loop on the "
+                      f"sweep's folds: accuracy {confirmed['accuracy_mean']:.4f}, val_loss "
+                      f"{confirmed['val_loss_mean']:.4f}\n")
+        write_text(sweep_dir / "best.yaml", header + best.to_yaml())
 
 
 def write_settings(sweep_dir: Path, base: TrainConfig, sweep: dict[str, Any]) -> None:

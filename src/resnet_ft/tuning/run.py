@@ -3,16 +3,17 @@
 The story: check the sweep directory; read the features through ``train``'s
 cache; assign folds (k-fold over every usable image, or ``train``'s own split
 with ``--folds 1``); then each Optuna trial draws settings
-(:mod:`~resnet_ft.tuning.space`), trains one head per fold with ``train``'s
-loop (:mod:`~resnet_ft.tuning.fit`) and scores the mean over folds. A median
-pruner stops trials whose epochs fall behind earlier trials'. After every
-trial ``trials.csv`` and ``best.yaml`` are rewritten; at the end the score
-plot. A kill loses at most the running trial (:mod:`~resnet_ft.tuning.study`).
+(:mod:`~resnet_ft.tuning.space`), trains one head per fold, all folds at once,
+with ``train``'s arithmetic (:mod:`~resnet_ft.tuning.fit`) and scores the mean
+over folds; a median pruner stops trials whose epochs fall behind earlier
+trials' (:mod:`~resnet_ft.tuning.search`). After every trial ``trials.csv`` and
+``best.yaml`` are rewritten; at the end the best trial is confirmed with
+``train``'s own loop, and the score plot drawn. A kill loses at most the
+running trial (:mod:`~resnet_ft.tuning.study`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,26 +24,21 @@ from rich.console import Console
 
 from resnet_ft.errors import InputError
 from resnet_ft.training.config import TrainConfig
-from resnet_ft.training.loop import Interrupted
 from resnet_ft.training.plan import plan_inputs
 from resnet_ft.training.state import LOCK_FILE, run_lock
 from resnet_ft.tuning.features import LabelledFeatures, load_features
-from resnet_ft.tuning.fit import Fit, cross_validate
 from resnet_ft.tuning.folds import stratified_folds
-from resnet_ft.tuning.plot import plot_scores
 from resnet_ft.tuning.records import (
+    CONFIRMED,
     SETTINGS_FILE,
     absolute_paths,
-    best_config,
     read_settings,
-    write_records,
     write_settings,
 )
-from resnet_ft.tuning.space import suggest
+from resnet_ft.tuning.search import PLOT_FILE, Search, best_trial
 from resnet_ft.tuning.study import STUDY_DB, counted, open_study
 
 METRICS = ("accuracy", "loss")
-PLOT_FILE = "importance.png"
 SWEEP_FILES = (STUDY_DB, "trials.csv", "best.yaml", SETTINGS_FILE, PLOT_FILE)
 
 
@@ -58,12 +54,18 @@ class SweepResult:
     best_params: dict[str, Any] = field(default_factory=dict)
     axes: list[str] = field(default_factory=list)
     extracted: int = 0
+    pruned: int = 0
+    #: the best trial's scores from ``train``'s own loop (``number``, ``score_mean``, ...)
+    confirmed: dict[str, Any] = field(default_factory=dict)
 
 
 def sweep(config: TrainConfig, sweep_dir: str | Path, *, trials: int = 20, folds: int = 3,
           metric: str = "accuracy", resume: bool = False, overwrite: bool = False,
-          console: Console | None = None) -> SweepResult:
-    """Run (or resume) a sweep of ``trials`` counted trials into ``sweep_dir``."""
+          prune: bool = True, console: Console | None = None) -> SweepResult:
+    """Run (or resume) a sweep of ``trials`` counted trials into ``sweep_dir``.
+
+    ``prune=False`` runs every trial to its end (for measuring; the CLI prunes).
+    """
     console = console or Console(stderr=True)
     sweep_dir = Path(sweep_dir)
     config = absolute_paths(config)
@@ -76,11 +78,14 @@ def sweep(config: TrainConfig, sweep_dir: str | Path, *, trials: int = 20, folds
         data = load_features(config, plan_inputs(config).views, console)
         if data.errors:
             console.print(f"skipping {len(data.errors)} file(s) that cannot be decoded")
-        search = _Search(config, data, folds, metric, sweep_dir, console)
+        usable = data.usable
+        search = Search(config, np.asarray(data.values[usable], np.float32),
+                        data.labels[usable], len(data.split.labels),
+                        _assign_folds(data, folds, config.seed), metric, sweep_dir, console)
         study = open_study(sweep_dir, "maximize" if metric == "accuracy" else "minimize",
-                           config.seed, resume=resume)
+                           config.seed, resume=resume, prune=prune)
         search.run(study, trials)
-    return search.result(study, trials)
+    return _result(study, search, data.extracted)
 
 
 def _check(config: TrainConfig, trials: int, folds: int, metric: str) -> dict[str, Any]:
@@ -121,102 +126,6 @@ def _same_sweep(sweep_dir: Path, config: TrainConfig, settings: dict[str, Any]) 
                          f"settings ({', '.join(differ)}); use the same options or a new -o")
 
 
-class _Search:
-    """The objective and the bookkeeping of one sweep process."""
-
-    def __init__(self, config: TrainConfig, data: LabelledFeatures, folds: int, metric: str,
-                 sweep_dir: Path, console: Console) -> None:
-        self.config, self.metric, self.sweep_dir, self.console = config, metric, sweep_dir, console
-        usable = data.usable
-        self.features, self.labels = data.values[usable], data.labels[usable]
-        self.classes = len(data.split.labels)
-        self.folds = _assign_folds(data, folds, config.seed)
-        self.extracted = data.extracted
-        self.durations: list[float] = []
-        self.axes: list[str] = []
-
-    def run(self, study: Any, trials: int) -> None:
-        remaining = trials - len(counted(study))
-        if remaining <= 0:
-            self.console.print(f"{len(counted(study))} trials already done")
-            return
-        try:
-            study.optimize(self.objective, n_trials=remaining,
-                           callbacks=[lambda s, t: self.after_trial(s, trials)])
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"interrupted; {len(counted(study))} finished trials kept. Resume with: "
-                f"resnet-ft sweep -o {self.sweep_dir} --resume") from None
-        self.finish(study)
-
-    def objective(self, trial: Any) -> float:
-        import optuna
-
-        started = time.perf_counter()
-        config = best_config(self.config, suggest(trial))
-        reported: dict[int, int] = {}
-
-        def after_epoch(fold: int, state: dict[str, Any]) -> None:
-            reported[fold] = state["epoch"]
-            trial.report(_score(state, self.metric), step=fold * 1000 + state["epoch"])
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"fold {fold + 1}, epoch {state['epoch']}")
-
-        try:
-            fits = cross_validate(config, self.classes, self.features, self.labels,
-                                  self.folds, after_epoch)
-        except optuna.TrialPruned:
-            trial.set_user_attr("folds_done", len(reported) - 1)
-            trial.set_user_attr("seconds", time.perf_counter() - started)
-            raise
-        self._record(trial, fits, time.perf_counter() - started)
-        return trial.user_attrs["score_mean"]
-
-    def _record(self, trial: Any, fits: list[Fit], seconds: float) -> None:
-        accuracy = np.array([f.val_accuracy for f in fits])
-        loss = np.array([f.val_loss for f in fits])
-        score = accuracy if self.metric == "accuracy" else loss
-        for name, values in (("score", score), ("accuracy", accuracy), ("val_loss", loss)):
-            trial.set_user_attr(f"{name}_mean", float(values.mean()))
-            trial.set_user_attr(f"{name}_std", float(values.std()))
-        trial.set_user_attr("folds_done", len(fits))
-        trial.set_user_attr("best_epochs", [f.best_epoch for f in fits])
-        trial.set_user_attr("seconds", seconds)
-
-    def after_trial(self, study: Any, trials: int) -> None:
-        """Progress line (done, best so far, ETA) and fresh ``trials.csv``/``best.yaml``."""
-        finished = study.get_trials(deepcopy=False)[-1]
-        self.durations.append(finished.user_attrs.get("seconds", 0.0))
-        done = len(counted(study))
-        best = _best(study)
-        write_records(self.sweep_dir, study.get_trials(deepcopy=False),
-                      best_config(self.config, best.params) if best else None)
-        eta = np.mean(self.durations) * max(trials - done, 0)
-        value = finished.user_attrs.get("score_mean")
-        score = (f"{self.metric} {value:.4f} ± {finished.user_attrs['score_std']:.4f}"
-                 if value is not None else finished.state.name.lower())
-        leader = (f"best {best.value:.4f} (trial {best.number})" if best else "no best yet")
-        self.console.print(f"trial {done}/{trials} (#{finished.number}): {score}  |  {leader}"
-                           f"  |  ETA {_duration(eta)}")
-
-    def finish(self, study: Any) -> None:
-        from optuna.trial import TrialState
-
-        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        best = _best(study)
-        write_records(self.sweep_dir, study.get_trials(deepcopy=False),
-                      best_config(self.config, best.params) if best else None)
-        if completed:
-            self.axes = plot_scores(study, completed, self.sweep_dir / PLOT_FILE, self.metric)
-
-    def result(self, study: Any, trials: int) -> SweepResult:
-        best = _best(study)
-        return SweepResult(
-            self.sweep_dir, self.metric, len(counted(study)),
-            best.number if best else None, best.value if best else None,
-            dict(best.params) if best else {}, self.axes, self.extracted)
-
-
 def _assign_folds(data: LabelledFeatures, folds: int, seed: int) -> np.ndarray:
     """Fold per usable sample: ``train``'s split (validation = fold 0) or stratified k-fold."""
     usable = data.usable
@@ -234,22 +143,11 @@ def _assign_folds(data: LabelledFeatures, folds: int, seed: int) -> np.ndarray:
     return stratified_folds(labels, folds, seed)
 
 
-def _score(state: dict[str, Any], metric: str) -> float:
-    """The fold's score so far: ``train``'s best epoch (lowest val_loss), its accuracy or loss."""
-    if metric == "loss":
-        return float(state["best_val_loss"])
-    return float(state["history"][state["best_epoch"] - 1]["val_accuracy"])
-
-
-def _best(study: Any) -> Any:
-    from optuna.trial import TrialState
-
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
-    return study.best_trial
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(round(seconds), 60)
-    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
-
+def _result(study: Any, search: Search, extracted: int) -> SweepResult:
+    best = best_trial(study)
+    return SweepResult(
+        search.sweep_dir, search.metric, len(counted(study)),
+        best.number if best else None, best.value if best else None,
+        dict(best.params) if best else {}, search.axes, extracted,
+        sum(t.state.name == "PRUNED" for t in study.get_trials(deepcopy=False)),
+        dict(study.user_attrs.get(CONFIRMED, {})))

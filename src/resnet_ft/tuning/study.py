@@ -19,6 +19,13 @@ STUDY_DB = "study.db"
 STUDY_NAME = "sweep"
 #: Trials before the median pruner may stop a trial early, and epochs it waits in each.
 STARTUP_TRIALS, WARMUP_EPOCHS = 5, 3
+#: Epochs between a trial's reports (each is a committed database write, ~10-40 ms).
+REPORT_EVERY = 2
+
+
+def reports(epoch: int) -> bool:
+    """Whether a trial reports (and may be pruned) after ``epoch``: the third, fifth, ..."""
+    return epoch >= WARMUP_EPOCHS and (epoch - WARMUP_EPOCHS) % REPORT_EVERY == 0
 
 
 def counted(study: Any) -> list[Any]:
@@ -29,8 +36,15 @@ def counted(study: Any) -> list[Any]:
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
 
 
-def open_study(sweep_dir: Path, direction: str, seed: int, *, resume: bool) -> Any:
-    """The study in ``sweep_dir`` (new, or the one being resumed), seeded and recovered."""
+def open_study(sweep_dir: Path, direction: str, seed: int, *, resume: bool,
+               prune: bool = True) -> Any:
+    """The study in ``sweep_dir`` (new, or the one being resumed), seeded and recovered.
+
+    Trials report the folds' mean score after every epoch (step = epoch); the
+    median pruner stops a trial whose score is below the median of earlier
+    trials' at the same epoch, once ``STARTUP_TRIALS`` trials have finished and
+    after ``WARMUP_EPOCHS`` epochs. ``prune=False`` lets every trial finish.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -41,7 +55,8 @@ def open_study(sweep_dir: Path, direction: str, seed: int, *, resume: bool) -> A
     study = optuna.create_study(
         storage=storage, study_name=STUDY_NAME, direction=direction, load_if_exists=True,
         pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS,
-                                           n_warmup_steps=WARMUP_EPOCHS))
+                                           n_warmup_steps=WARMUP_EPOCHS)
+        if prune else optuna.pruners.NopPruner())
     _recover(study, storage)
     # a resumed sweep draws on from a seed of its own, still fixed by the seed and its history
     study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
