@@ -20,6 +20,7 @@ within one repeat.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -99,6 +100,7 @@ def main() -> None:
                            help="student backbone (a ResNet-50 .keras)")
     args = arguments.parse_args()
     size = ("--image-size", args.image_size)
+    load_before = os.getloadavg()
     from resnet_ft.data.folders import list_images
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +125,10 @@ def main() -> None:
                          args.repeats)
     ratios = [d / t for d, t in zip(costs["distill_s"], costs["train_teacher_s"], strict=True)]
     save("distill", {
-        "machine": machine(), "images": args.images, "image_size": args.image_size,
+        "machine": machine(),
+        # the machine is shared: 1/5/15-minute load averages when the run began and ended
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "images": args.images, "image_size": args.image_size,
         "epochs": 20, "batch": SERVING_BATCH,
         "train_teacher_s": stats(costs["train_teacher_s"]), "distill_s": stats(costs["distill_s"]),
         "ratio_distill_over_train": statistics.median(ratios),

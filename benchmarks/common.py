@@ -65,6 +65,8 @@ def machine() -> dict[str, object]:
         "tensorflow": tf.__version__,
         "numpy": numpy.__version__,
         "data": str(SHARED) if SHARED.is_dir() else "generated images",
+        # other work on the machine slows every figure: recorded so a reader can judge
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -12,8 +12,10 @@ if [[ ! -f "$OUT/resnet_v1_101.keras" ]]; then
   resnet-ft convert "$OUT/standin/resnet_v1_101.ckpt" -o "$OUT/resnet_v1_101.keras"
 fi
 B="$OUT/resnet_v1_101.keras"
-python benchmarks/bench_backbone.py $QUICK_FLAG
-TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_backbone.py --output backbone_no_onednn $QUICK_FLAG
+python benchmarks/bench_backbone.py --backbone "$B" $QUICK_FLAG
+TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_backbone.py --backbone "$B" \
+  --output backbone_no_onednn $QUICK_FLAG
+python benchmarks/bench_bf16_knobs.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_extraction.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_train_epochs.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_boundary.py --backbone "$B" $QUICK_FLAG
@@ -27,6 +29,9 @@ python benchmarks/bench_sweep.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_report.py --backbone "$B" $QUICK_FLAG
 # One 3,670-image run takes ~10 minutes here; MEMORY_REPEATS=3 for the median of three.
 python benchmarks/bench_memory.py --backbone "$B" --repeats "${MEMORY_REPEATS:-1}" $QUICK_FLAG
+python benchmarks/bench_memory_slope.py --backbone "$B" $QUICK_FLAG
+# A million simulated images through the store (~8 GB written under benchmarks/out, removed after).
+python benchmarks/bench_store.py $QUICK_FLAG
 # A small trained run to predict with (1 epoch on 20 images is enough to time predict).
 if [[ ! -f "$OUT/predict_run/model.keras" ]]; then
   python -c "import sys; sys.path.insert(0, 'benchmarks'); from common import dataset; \
