@@ -47,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("RESNET_FT_DEBUG", "") not in ("", "0") or "--debug" in args
     args = [a for a in args if a != "--debug"]
-    if args and args[0] in TENSORFLOW_COMMANDS and "--help" not in args:
-        from resnet_ft.cli.runtime import import_tensorflow_quietly
-
-        import_tensorflow_quietly()
     command = typer.main.get_command(app)
     try:
+        if args and args[0] in TENSORFLOW_COMMANDS and "--help" not in args:
+            from resnet_ft.cli.runtime import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
         result = command.main(args=args, prog_name="resnet-ft", standalone_mode=False)
     except typer.Abort:
         _error("interrupted")
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return EXIT_FAILURE
+    if result == EXIT_INTERRUPTED:  # typer turns Ctrl-C inside a command into this code, silently
+        _error("interrupted")
     return result if isinstance(result, int) else 0
 
 
