@@ -107,7 +107,7 @@ def _extract_via_staging(
             with contextlib.suppress(OSError):
                 dest_dir.rmdir()  # only succeeds if we left it empty
         raise
-    shutil.rmtree(staging, ignore_errors=True)  # now holds only replaced old copies
+    shutil.rmtree(staging, ignore_errors=True)  # empty: every entry was installed
 
 
 def _check_members(members: Sequence[tarfile.TarInfo], archive: Path) -> list[str]:
@@ -169,17 +169,48 @@ def _extract_members(
 
 
 def _install(staging: Path, dest_dir: Path, tops: list[str]) -> None:
-    """Rename each extracted top-level entry from ``staging`` into ``dest_dir``.
+    """Rename each extracted top-level entry from ``staging`` into ``dest_dir``, all or none.
 
-    An existing entry is first moved into ``staging`` (deleted afterwards), so
-    each entry swaps in whole; renames within one directory tree are atomic.
+    An existing entry is first parked in a fresh hidden directory beside them
+    (its own, so no archive entry can share its name) and deleted only once
+    every entry is in place; renames within one filesystem are atomic. If a
+    rename fails, the entries already swapped go back and the parked ones
+    return: ``dest_dir`` is left as it was.
     """
     try:
-        for index, top in enumerate(tops):
-            source = staging / top
-            target = dest_dir / top
-            if target.exists() or target.is_symlink():
-                os.rename(target, staging / f".replaced-{index}")
-            os.rename(source, target)
+        parking = Path(tempfile.mkdtemp(prefix=".replaced.", dir=dest_dir))
     except OSError as exc:
         raise OutputError(f"cannot install into {dest_dir}: {exc.strerror or exc}") from exc
+    swapped: list[tuple[str, Path | None]] = []
+    try:
+        for top in tops:
+            target = dest_dir / top
+            old = None
+            if target.exists() or target.is_symlink():
+                old = parking / str(len(swapped))
+                os.rename(target, old)
+            swapped.append((top, old))
+            os.rename(staging / top, target)
+    except BaseException as exc:
+        _restore(staging, dest_dir, swapped)
+        if isinstance(exc, OSError):
+            raise OutputError(
+                f"cannot install into {dest_dir}: {exc.strerror or exc}") from exc
+        raise
+    finally:
+        shutil.rmtree(parking, ignore_errors=True)
+
+
+def _restore(staging: Path, dest_dir: Path, swapped: list[tuple[str, Path | None]]) -> None:
+    """Undo :func:`_install`'s renames, newest first (best effort: this runs after a failure).
+
+    An entry whose new copy was not renamed in yet has nothing at its target, so
+    only its parked old copy returns.
+    """
+    for top, old in reversed(swapped):
+        target = dest_dir / top
+        with contextlib.suppress(OSError):
+            if (target.exists() or target.is_symlink()) and not (staging / top).exists():
+                os.rename(target, staging / top)
+            if old is not None:
+                os.rename(old, target)

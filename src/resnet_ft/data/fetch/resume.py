@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 import urllib.response
 from pathlib import Path
+from typing import BinaryIO
 
 from rich.progress import Progress, TaskID
 
@@ -75,8 +76,9 @@ def _open(url: str, offset: int, *, timeout: float) -> _Response:
     headers = {"User-Agent": _USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
     try:
+        # Request() itself parses the URL: "example.com/x" (no scheme) fails here
+        request = urllib.request.Request(url, headers=headers)
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError:
         raise
@@ -84,7 +86,7 @@ def _open(url: str, offset: int, *, timeout: float) -> _Response:
         if not isinstance(exc.reason, OSError):  # "unknown url type", "no host given"
             raise InputError(f"invalid download URL {url!r}: {exc.reason}") from None
         raise TransientError(one_line(exc)) from exc
-    except ValueError as exc:  # malformed URL
+    except (ValueError, http.client.InvalidURL) as exc:  # malformed: bad port, spaces, IPv6
         raise InputError(f"invalid download URL {url!r}: {exc}") from None
     except (OSError, http.client.HTTPException) as exc:  # timeouts, resets
         raise TransientError(one_line(exc)) from exc
@@ -148,33 +150,34 @@ def _write_body(
     """Copy the body into ``part`` (fsynced) and return ``part``'s size in bytes.
 
     A read failure is transient (what arrived stays in ``part`` for the next
-    attempt); a write failure is the disk's fault and is not retried.
+    attempt); a write failure is the disk's fault and is not retried. The
+    whole ``with`` is inside the ``try`` because closing flushes the buffer's
+    tail: a full disk may first show there.
     """
-    received = offset
     try:
-        handle = open(part, mode)  # noqa: SIM115 - closed by the with-block below
-    except OSError as exc:
-        raise _write_error(part, exc) from exc
-    with handle:
-        while True:
-            try:
-                chunk = response.read(_CHUNK)
-            except (OSError, http.client.HTTPException) as exc:
-                raise TransientError(one_line(exc)) from exc
-            if not chunk:
-                break
-            try:
-                handle.write(chunk)
-            except OSError as exc:
-                raise _write_error(part, exc) from exc
-            received += len(chunk)
-            bar.update(task, completed=received)
-        try:
+        with open(part, mode) as handle:
+            received = _copy(response, handle, offset, bar=bar, task=task)
             handle.flush()
             os.fsync(handle.fileno())
-        except OSError as exc:
-            raise _write_error(part, exc) from exc
+    except OSError as exc:
+        raise _write_error(part, exc) from exc
     return received
+
+
+def _copy(response: _Response, handle: BinaryIO, offset: int, *, bar: Progress,
+          task: TaskID) -> int:
+    """Append the body to ``handle``; a failed read is transient, a failed write is not."""
+    received = offset
+    while True:
+        try:
+            chunk = response.read(_CHUNK)
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransientError(one_line(exc)) from exc
+        if not chunk:
+            return received
+        handle.write(chunk)
+        received += len(chunk)
+        bar.update(task, completed=received)
 
 
 def _write_error(part: Path, exc: OSError) -> OutputError:
