@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from resnet_ft.errors import InputError
 from resnet_ft.models.architectures import FAMILIES, build_resnet
 from resnet_ft.models.folding import fold, folded_copy
 
@@ -55,3 +56,10 @@ def test_fold_formula_against_batchnorm_by_hand():
     np.testing.assert_allclose(x @ no_bias[0][0, 0] + no_bias[1],
                                gamma * (x @ kernel[0, 0] - mean) / np.sqrt(variance + eps) + beta,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_a_backbone_that_does_not_say_its_topology_is_refused():
+    """Folding rebuilds the network from family and depth: without them, one line, no guess."""
+    model = build_resnet(FAMILIES["slim"], 50)
+    with pytest.raises(InputError, match="does not say its family and depth"):
+        folded_copy(model, {"family": "slim"})

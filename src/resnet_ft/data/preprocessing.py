@@ -74,6 +74,8 @@ def image_dataset(paths: list[str], spec: Preprocessing) -> tf.data.Dataset:
     """Unbatched ``(pixels, error)`` per path, decoded in parallel, order preserved."""
     import tensorflow as tf
 
+    # straight-line code: nothing for AutoGraph to convert, so it is traced as written
+    @tf.autograph.experimental.do_not_convert
     def load(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         image, error = tf.numpy_function(
             decode_or_error, [path], (tf.uint8, tf.string), stateful=False

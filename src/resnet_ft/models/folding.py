@@ -37,13 +37,10 @@ def folded_copy(backbone: keras.Model, metadata: dict) -> keras.Model:
     for layer in folded.layers:
         if not layer.weights:
             continue
-        source = backbone.get_layer(layer.name)
-        try:
-            bn = backbone.get_layer(f"{layer.name}.BatchNorm")
-        except ValueError:  # not followed by BN (none in ResNet v1 but the logits)
-            layer.set_weights(source.get_weights())
-            continue
-        layer.set_weights(fold(source.get_weights(), bn.get_weights(), bn.epsilon))
+        # in ResNet v1 every convolution is followed by a BatchNorm (the logits are not built)
+        bn = backbone.get_layer(f"{layer.name}.BatchNorm")
+        conv = backbone.get_layer(layer.name).get_weights()
+        layer.set_weights(fold(conv, bn.get_weights(), bn.epsilon))
     return folded
 
 
