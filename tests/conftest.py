@@ -25,6 +25,22 @@ def cli(capsys: pytest.CaptureFixture[str]):
     return run
 
 
+@pytest.fixture(params=["compiled", "eager"])
+def execution(request):
+    """Run ``tf.function`` bodies compiled (as the product does) and as plain Python.
+
+    AutoGraph rewrites a compiled body before it runs, so the two can disagree
+    (a Python ``if`` on a tensor, a list mutated in a loop); a test that passes
+    both ways checks the source as written against its reference. Eager runs are
+    also the only ones in which coverage sees those bodies' lines.
+    """
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(request.param == "eager")
+    yield request.param
+    tf.config.run_functions_eagerly(False)
+
+
 @pytest.fixture(scope="session")
 def standin_checkpoint(tmp_path_factory):
     """A random-weight resnet_v1_101 checkpoint in the official format (written once)."""
@@ -41,8 +57,6 @@ def backbone101(standin_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("backbone") / "resnet_v1_101.keras"
     convert(standin_checkpoint, out, include_top=True)
     return out
-
-
 
 
 @pytest.fixture(scope="session")

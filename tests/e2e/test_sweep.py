@@ -15,6 +15,8 @@ import yaml
 from support.cli import SMALL, assert_one_line_error
 
 SWEEP = ("--image-size", 48, "--val-split", 0.25)
+#: The preprocessing and precision of the ``trained`` fixture: its cache serves these sweeps.
+WARM = (*SMALL[:2], "--precision", "float32")
 
 
 def _trials(sweep_dir):
@@ -131,10 +133,57 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(trained, flowers
                 assert retry[key] == row[key], key
 
 
-def test_sweep_refuses_unfrozen_stages(cli, flowers, backbone101, tmp_path):
+@pytest.mark.parametrize(("option", "message"), [
+    ({"trainable": "block4"}, "trainable must be head"),
+    ({"augment": ["flip", "crop"]}, "augment must be flip or none"),
+], ids=["trainable", "augment"])
+def test_sweep_refuses_settings_without_cached_features(cli, flowers, backbone101, tmp_path,
+                                                        option, message):
     result = cli("sweep", flowers, "--backbone", backbone101, "-o", tmp_path / "s",
-                 "--config", _config(tmp_path, trainable="block4"), *SMALL[:2])
-    assert_one_line_error(result, "trainable must be head")
+                 "--config", _config(tmp_path, **option), *SMALL[:2])
+    assert_one_line_error(result, message)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (("--trials", 0), "--trials and --folds must be at least 1"),
+    (("--metric", "f1"), "--metric must be one of accuracy, loss (got 'f1')"),
+    (("--folds", 9), "--folds 9 needs at least 9 usable images per class (the smallest "
+                     "class has 8)"),
+], ids=["trials", "metric", "folds"])
+def test_sweep_refuses_settings_it_cannot_score(cli, trained, flowers, backbone101, tmp_path,
+                                                options, message):
+    """Each refusal is one line, before any trial, and leaves no trials.csv behind."""
+    _, cache = trained
+    out = tmp_path / "s"
+    result = cli("sweep", flowers, "--backbone", backbone101, "-o", out, "--cache-dir", cache,
+                 *WARM, *options)
+    assert_one_line_error(result, message)
+    assert not (out / "trials.csv").exists()
+
+
+def test_fixed_split_without_validation_images_is_refused(cli, trained, flowers, backbone101,
+                                                          tmp_path):
+    """--folds 1 scores on the split's val rows: with none, a one-line error, not a crash."""
+    _, cache = trained
+    split = tmp_path / "split.csv"
+    rows = [f"{p},{p.parent.name},train" for p in sorted(flowers.glob("*/*.jpg"))]
+    split.write_text("file,label,subset\n" + "\n".join(rows) + "\n")
+    config = _config(tmp_path, split=str(split))
+    result = cli("sweep", flowers, "--backbone", backbone101, "-o", tmp_path / "s",
+                 "--cache-dir", cache, "--folds", 1, "--config", config, *WARM)
+    assert_one_line_error(result, "--folds 1 needs validation images")
+
+
+def test_resume_refuses_another_sweeps_settings(swept, cli, flowers, backbone101, tmp_path):
+    """--resume with other folds would mix scores of two searches in one study."""
+    out, cache = swept
+    result = cli("sweep", flowers, "--backbone", backbone101, "-o", out, "--cache-dir", cache,
+                 "--resume", "--folds", 2, *SWEEP)
+    assert_one_line_error(result, "started with other settings (folds)", "new -o")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = cli("sweep", flowers, "--backbone", backbone101, "-o", empty, "--resume", *SWEEP)
+    assert_one_line_error(result, "sweep.yaml is missing or damaged")
 
 
 def _trial_columns(row):

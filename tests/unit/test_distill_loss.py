@@ -60,7 +60,7 @@ def _linear_model(kernel: np.ndarray):
     return model
 
 
-def test_one_step_applies_alpha_temperature_masks_and_class_weights():
+def test_one_step_applies_alpha_temperature_masks_and_class_weights(execution):
     """Loss and SGD update of a softmax regression, computed by hand in numpy."""
     import keras
 
@@ -93,6 +93,32 @@ def test_one_step_applies_alpha_temperature_masks_and_class_weights():
     assert float(correct) == np.sum((p.argmax(1) == y) & known)
     np.testing.assert_allclose(model.layers[0].get_weights()[0], expected_kernel, rtol=1e-4,
                                atol=1e-6)
+
+
+def test_label_only_step_applies_smoothing_and_class_weights(execution):
+    """``train``'s step without a teacher: Keras' label smoothing times the class weight,
+    summed and divided by the batch size, then one SGD update, all by hand in numpy."""
+    import keras
+
+    smoothing, classes = 0.2, 5
+    x = RNG.normal(0, 1, (6, 3))
+    kernel = RNG.normal(0, 0.5, (3, classes))
+    y = np.array([0, 1, 4, 4, 2, 3])
+    weights = np.array([2.0, 1.0, 0.5, 1.0, 3.0], np.float32)
+
+    p = np_softmax(x @ kernel)
+    target = np.eye(classes)[y] * (1 - smoothing) + smoothing / classes
+    losses = -np.sum(target * np.log(p), axis=1) * weights[y]
+    dz = weights[y][:, None] * (p - target) / len(y)  # d(mean loss)/dz for softmax + CE
+
+    model = _linear_model(kernel.astype(np.float32))
+    step = train_step(model, keras.optimizers.SGD(0.1), weights, smoothing,
+                      tf.distribute.get_strategy())
+    total, correct = step(x.astype(np.float32), y)
+    np.testing.assert_allclose(float(total), losses.sum(), rtol=1e-5)
+    assert float(correct) == np.sum(p.argmax(1) == y)
+    np.testing.assert_allclose(model.layers[0].get_weights()[0], kernel - 0.1 * x.T @ dz,
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_a_step_without_a_soft_loss_refuses_teacher_probabilities():

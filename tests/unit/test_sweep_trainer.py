@@ -33,7 +33,7 @@ def _data():
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=["adam", "sgd"])
-def test_fold_trainer_matches_train_loop(settings):
+def test_fold_trainer_matches_train_loop(settings, execution):
     features, labels, folds = _data()
     config = make_config({"data_dir": "d", "backbone": "b", "batch_size": 8, "head_units": 16,
                           "seed": 3, **settings})
