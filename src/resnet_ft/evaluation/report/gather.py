@@ -106,6 +106,8 @@ def learning_rates(run: Path, config: dict[str, Any], history: list[dict[str, fl
     from resnet_ft.training.plan import plan_phases
     from resnet_ft.training.step import learning_rate
 
+    if not config:  # unreadable: the defaults would plot some other run's rates
+        return []
     try:
         resolved = make_config(config)
         train_size = len(usable_files(run, "train"))
@@ -115,7 +117,7 @@ def learning_rates(run: Path, config: dict[str, Any], history: list[dict[str, fl
     steps = math.ceil(train_size / resolved.batch_size)
     rates = []
     for row in history:
-        phase = phases.get(int(row["phase"]))
+        phase = phases.get(int(row.get("phase", 0)))  # no phase column: nothing to match
         if phase is None:
             return []
         if phase.cosine:
