@@ -261,6 +261,57 @@ def test_bad_distill_options(teacher, work, backbone50, cli, tmp_path, args, fra
     assert_one_line_error(result, *fragments)
 
 
+def test_teacher_trained_on_validation_images_is_counted(work, teacher, backbone50, cli):
+    """Another seed splits the data otherwise: the validation images the teacher was trained
+    on (its split.csv says which) are counted and reported, since its accuracy there is
+    optimistic. Counted here from the two split files alone."""
+    root, data, cache = work
+    run = root / "other-seed"
+    result = cli("distill", teacher, data, "--student", backbone50, "-o", run, "--cache-dir",
+                 cache, "--seed", 7, *OPTIONS[:-2], "--epochs", 1)
+    assert result.code == 0, result.err
+    with open(teacher / "split.csv", newline="") as handle:
+        taught = {r["file"] for r in csv.DictReader(handle) if r["subset"] == "train"}
+    seen = sum(f in taught for f in _val_files(run))
+    assert 0 < seen < len(_val_files(run))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["distillation"]["teacher_trained_on_val"] == seen
+    assert f"the teacher was trained on {seen} of the 21 validation images" in result.out
+
+
+def test_unreadable_teacher_model_is_one_line(work, teacher, backbone50, cli, tmp_path):
+    """A teacher whose model.keras is a zip but no model: one line naming the teacher's file,
+    raised before any student output exists."""
+    import shutil
+    import zipfile
+
+    _, data, cache = work
+    broken = tmp_path / "teacher"
+    shutil.copytree(teacher, broken)
+    (broken / "model.keras").unlink()
+    with zipfile.ZipFile(broken / "model.keras", "w") as archive:
+        archive.writestr("readme.txt", "not a model")
+    result = cli("distill", broken, data, "--student", backbone50, "-o", tmp_path / "out",
+                 "--cache-dir", cache, *OPTIONS)
+    assert_one_line_error(result, f"teacher {broken / 'model.keras'}: cannot load model")
+
+
+def test_api_needs_a_teacher_and_unlabeled_needs_images(work, teacher, backbone50, tmp_path):
+    """The Python API checks what the CLI's arguments guarantee."""
+    from resnet_ft import distill
+    from resnet_ft.errors import InputError
+
+    _, data, _ = work
+    with pytest.raises(InputError, match=r"^no teacher given \(TEACHER_RUN"):
+        distill({"data_dir": str(data), "backbone": str(backbone50)}, tmp_path / "o")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"^--unlabeled: no images in "):
+        distill({"data_dir": str(data), "backbone": str(backbone50), "alpha": 0.5,
+                 "teacher": str(teacher), "unlabeled": str(tmp_path / "empty")},
+                tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_teacher_or_student(work, backbone50, cli, tmp_path):
     _, data, _ = work
     assert_one_line_error(cli("distill", tmp_path / "none", data, "--student", backbone50, "-o",

@@ -69,6 +69,14 @@ def test_predict_outputs_and_bad_files(trained, cli, flowers, tmp_path):
     assert table.code == 0 and "probability" in table.out and "error" not in table.out
 
 
+def test_predict_refuses_two_output_formats(trained, cli, flowers):
+    """--json and --csv both write stdout: mixing them would break either parser."""
+    run, _ = trained
+    image = next((flowers / "roses").glob("*.jpg"))
+    assert_one_line_error(cli("predict", run, image, "--json", "--csv"),
+                          "choose one of --json and --csv")
+
+
 def test_predict_globs(trained, cli, flowers):
     run, _ = trained
     result = cli("predict", run, str(flowers / "tulips" / "*_000[0-2].jpg"), "--json")
