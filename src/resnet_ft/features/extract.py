@@ -29,18 +29,32 @@ EXTRACT_BATCH = 32
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def pooled_features(backbone: keras.Model, views: int):
+class Compiled:
+    """A cached compiled function bound to its model: while a caller holds this, the model
+    lives (the cache itself holds the model only weakly)."""
+
+    def __init__(self, model: keras.Model, function) -> None:
+        self.model, self.function = model, function
+
+    def __call__(self, pixels):
+        return self.function(pixels)
+
+
+def pooled_features(backbone: keras.Model, views: int) -> Compiled:
     """A compiled function: pixels (B, h, w, 3) -> pooled features (B, views, C).
 
     Compiled once per backbone and view count: tracing and optimising a
-    300-layer graph costs seconds. The function holds the backbone weakly: a
-    strong reference from the cached value would keep its key, the backbone
-    and its weights, alive for the life of the process.
+    300-layer graph costs seconds. The cache holds the backbone weakly (the
+    traced function sees it through a proxy): a strong reference from the
+    cached value would keep its key, the backbone and its weights, alive for
+    the life of the process. What is returned holds it strongly instead, so
+    a backbone built just for the call (a folded copy) lives as long as its
+    function is used.
     """
     compiled = _COMPILED.setdefault(backbone, {})
     if views not in compiled:
         compiled[views] = view_outputs(weakref.proxy(backbone), views, pool=True)
-    return compiled[views]
+    return Compiled(backbone, compiled[views])
 
 
 def view_outputs(model: keras.Model, views: int, *, pool: bool):
