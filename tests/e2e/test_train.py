@@ -101,6 +101,32 @@ def test_nonempty_run_dir_is_refused(trained, cli):
     assert_one_line_error(result, "not empty", "--resume", "--overwrite")
 
 
+def test_overwrite_replaces_the_run_files_and_keeps_the_rest(trained, cli, tmp_path):
+    """--overwrite removes what train writes (an old history would mix two runs) and only
+    that: a file of the user's in the directory stays."""
+    import shutil
+
+    run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "notes.txt").write_text("mine")
+    result = cli("train", "--config", run / "config.yaml", "-o", copy, "--overwrite",
+                 "--epochs", 1)
+    assert result.code == 0, result.err
+    assert (copy / "notes.txt").read_text() == "mine"
+    with open(copy / "history.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1"]
+
+
+def test_resume_without_training_state_is_refused(trained, cli, tmp_path):
+    run, _ = trained
+    (tmp_path / "empty").mkdir()
+    result = cli("train", "--config", run / "config.yaml", "-o", tmp_path / "empty", "--resume")
+    assert_one_line_error(result, "holds no resumable training state")
+    # nothing written but the run lock's file (an flock needs a file; it is empty)
+    assert [p.name for p in (tmp_path / "empty").iterdir()] == [".lock"]
+
+
 def test_resume_continues_without_duplicating_history(flowers, backbone101, tmp_path, cli):
     run = tmp_path / "run"
     base = ("--backbone", backbone101, "--cache-dir", tmp_path / "cache", "--val-split", 0.25,
