@@ -10,7 +10,6 @@ atomicity, re-export) use ``tiny``: a small CNN saved as a resnet-ft run.
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from support.cli import SMALL
+from support.tiny_run import write_tiny_run
 
 import resnet_ft.exports.fidelity as export_module
 from resnet_ft.data.preprocessing import image_dataset
@@ -103,30 +103,7 @@ def confident(trained, flowers, backbone101, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def tiny(flowers, tmp_path_factory) -> Path:
     """A small CNN (about 20k weights) saved as a run, with the flowers as its split."""
-    import keras
-    from keras import layers
-
-    from resnet_ft.data.preprocessing import Preprocessing
-    from resnet_ft.models.files import save_model
-
-    run = tmp_path_factory.mktemp("runs") / "tiny"
-    labels = sorted(p.name for p in flowers.iterdir())
-    keras.utils.set_random_seed(0)
-    pixels = keras.Input((24, 24, 3), name="pixels")
-    x = layers.Rescaling(1 / 255)(pixels)
-    x = layers.Conv2D(32, 3, activation="relu")(x)
-    x = layers.Conv2D(64, 3, activation="relu")(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(pixels, layers.Dense(len(labels), activation="softmax")(x))
-    save_model(model, run / "model.keras", {"kind": "classifier", "labels": labels,
-                                            "preprocessing": Preprocessing(24).to_dict()})
-    (run / "labels.json").write_text(json.dumps(labels))
-    with (run / "split.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["file", "label", "subset"])
-        for index, path in enumerate(_files(flowers)):
-            writer.writerow([path, path.parent.name, "val" if index % 4 == 0 else "train"])
-    return run
+    return write_tiny_run(flowers, tmp_path_factory.mktemp("runs") / "tiny", widths=(32, 64))
 
 
 def test_saved_model_equals_predict_on_png(serve, float_model, trained, pngs):

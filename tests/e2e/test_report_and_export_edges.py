@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from support.cli import assert_one_line_error
+from support.tiny_run import write_tiny_run
 
 import resnet_ft.exports.saved_model as saved_model_module
 from resnet_ft.errors import InputError, OutputError
@@ -69,26 +70,7 @@ def text_run(trained, tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def tiny(flowers, tmp_path_factory) -> Path:
     """A small CNN saved as a run; every fourth flowers image is in its validation split."""
-    import keras
-    from keras import layers
-
-    from resnet_ft.data.preprocessing import Preprocessing
-    from resnet_ft.models.files import save_model
-
-    run = tmp_path_factory.mktemp("edges") / "tiny"
-    labels = sorted(p.name for p in flowers.iterdir())
-    keras.utils.set_random_seed(0)
-    pixels = keras.Input((24, 24, 3), name="pixels")
-    x = layers.Conv2D(8, 3, activation="relu")(layers.Rescaling(1 / 255)(pixels))
-    x = layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(pixels, layers.Dense(len(labels), activation="softmax")(x))
-    save_model(model, run / "model.keras", {"kind": "classifier", "labels": labels,
-                                            "preprocessing": Preprocessing(24).to_dict()})
-    (run / "labels.json").write_text(json.dumps(labels))
-    files = sorted(flowers.rglob("*.jpg"))
-    _write_split(run, [(p, p.parent.name, "val" if i % 4 == 0 else "train")
-                       for i, p in enumerate(files)])
-    return run
+    return write_tiny_run(flowers, tmp_path_factory.mktemp("edges") / "tiny", widths=(8,))
 
 
 @pytest.fixture
