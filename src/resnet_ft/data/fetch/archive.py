@@ -180,7 +180,7 @@ def _install(staging: Path, dest_dir: Path, tops: list[str]) -> None:
     try:
         parking = Path(tempfile.mkdtemp(prefix=".replaced.", dir=dest_dir))
     except OSError as exc:
-        raise OutputError(f"cannot install into {dest_dir}: {exc.strerror or exc}") from exc
+        raise _install_error(dest_dir, exc) from exc
     swapped: list[tuple[str, Path | None]] = []
     try:
         for top in tops:
@@ -194,11 +194,15 @@ def _install(staging: Path, dest_dir: Path, tops: list[str]) -> None:
     except BaseException as exc:
         _restore(staging, dest_dir, swapped)
         if isinstance(exc, OSError):
-            raise OutputError(
-                f"cannot install into {dest_dir}: {exc.strerror or exc}") from exc
+            raise _install_error(dest_dir, exc) from exc
         raise
     finally:
         shutil.rmtree(parking, ignore_errors=True)
+
+
+def _install_error(dest_dir: Path, exc: OSError) -> OutputError:
+    """The one message for any failure to install into ``dest_dir``."""
+    return OutputError(f"cannot install into {dest_dir}: {exc.strerror or exc}")
 
 
 def _restore(staging: Path, dest_dir: Path, swapped: list[tuple[str, Path | None]]) -> None:
