@@ -24,8 +24,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash examples/flowers/demo.sh
 
+# ruff, then the dependency direction (import-linter contracts in pyproject.toml).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/lint-imports
 
 # The report's browser test drives Debian's Chromium through its WebDriver (a browser that
 # pip would download cannot work offline): installed here when missing (root or sudo).

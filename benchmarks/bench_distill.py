@@ -46,7 +46,8 @@ def cli_seconds(*args: object) -> float:
 
 def predict_rate(run: Path, files: list[Path]) -> Callable[[], float]:
     """Images/s of the run's Keras classifier on ``files`` through `predict`'s pipeline."""
-    from resnet_ft.evaluation.predictor import load_predictor, predict_files
+    from resnet_ft.inference.loaders import load_predictor
+    from resnet_ft.inference.predict import predict_files
 
     predictor = load_predictor(run)
     predict_files(predictor, files[:SERVING_BATCH])  # warm-up: tracing, first allocations

@@ -69,12 +69,12 @@ def feature_search(features, labels, planted, exact_up_to=None) -> tuple[float, 
 
 def simulated(count: int, label_epochs: int) -> dict[str, float]:
     """Seconds per doctor stage on ``count`` random feature vectors and hashes."""
+    from resnet_ft.config import make_config
+    from resnet_ft.data.folds import stratified_folds
     from resnet_ft.diagnostics.duplicates import HASH_WITH_FEATURES
     from resnet_ft.diagnostics.fingerprints import VARIANTS
     from resnet_ft.diagnostics.neighbours import EXACT_UP_TO, hash_pairs
-    from resnet_ft.training.config import make_config
-    from resnet_ft.tuning.fit import cross_validate
-    from resnet_ft.tuning.folds import stratified_folds
+    from resnet_ft.training.crossval.fit import cross_validate
 
     features, labels, planted = simulated_features(count)
     hashes = np.random.default_rng(1).integers(0, 2**63, (count, VARIANTS), dtype=np.uint64)

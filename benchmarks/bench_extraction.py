@@ -28,7 +28,8 @@ def main() -> None:
 
     from resnet_ft.data.folders import list_images
     from resnet_ft.data.preprocessing import Preprocessing, image_dataset
-    from resnet_ft.features.extract import EXTRACT_BATCH, extract, pooled_features
+    from resnet_ft.features.engines.tensorflow import pooled_features
+    from resnet_ft.features.extract import EXTRACT_BATCH, extract
     from resnet_ft.models.files import load_backbone
 
     backbone = load_backbone(args.backbone)

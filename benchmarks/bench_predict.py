@@ -25,7 +25,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import tensorflow, keras
 t1 = time.perf_counter()
-from resnet_ft.evaluation.predictor import load_predictor, predict_files
+from resnet_ft.inference.loaders import load_predictor
+from resnet_ft.inference.predict import predict_files
 predictor = load_predictor(sys.argv[1])
 t2 = time.perf_counter()
 predict_files(predictor, [__import__("pathlib").Path(sys.argv[2])])

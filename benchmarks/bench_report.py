@@ -29,8 +29,8 @@ def main() -> None:
     from resnet_ft.cli import main as cli
     from resnet_ft.data.folders import scan
     from resnet_ft.evaluation.evaluate import cached_head, score
-    from resnet_ft.evaluation.predictor import load_predictor
     from resnet_ft.evaluation.report import build_report
+    from resnet_ft.inference.loaders import load_predictor
 
     quiet = Console(quiet=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -90,8 +90,8 @@ def epoch(rows, labels: np.ndarray) -> dict[str, float]:
     import keras
     import tensorflow as tf
 
+    from resnet_ft.config import TrainConfig
     from resnet_ft.models.head import build_head
-    from resnet_ft.training.config import TrainConfig
     from resnet_ft.training.sources import ArraySource
     from resnet_ft.training.step import class_weights, make_optimizer, train_step
 

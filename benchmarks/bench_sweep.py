@@ -55,8 +55,8 @@ def one_sweep(config: object, out: Path, trials: int, folds: int,
 def main() -> None:
     from rich.console import Console
 
-    from resnet_ft.training.config import make_config
-    from resnet_ft.tuning.features import load_features
+    from resnet_ft.config import make_config
+    from resnet_ft.training.crossval.features import load_features
 
     options = parser(__doc__, images=750, quick_images=40)
     options.add_argument("--trials", type=int, default=20)

@@ -16,6 +16,9 @@ Names are imported lazily, so ``import resnet_ft`` (and the CLI's ``--help``)
 does not pay for importing TensorFlow. No subpackage or module directly under
 ``resnet_ft`` shares a name with a public function: importing a submodule
 binds its name on the package, which would replace the function.
+
+Importing the package registers the export formats (:mod:`resnet_ft.exports.formats`)
+with the inference loaders, so every way of loading a model knows every format.
 """
 
 from __future__ import annotations
@@ -29,21 +32,24 @@ _API = {
     "convert": "resnet_ft.conversion.converter",
     "load_backbone": "resnet_ft.models.files",
     "load_imagenet_classifier": "resnet_ft.models.files",
-    "load_classifier": "resnet_ft.models.run_dir",
+    "load_classifier": "resnet_ft.runs.run",
     "train": "resnet_ft.training.run",
-    "TrainConfig": "resnet_ft.training.config",
+    "TrainConfig": "resnet_ft.config",
     "distill": "resnet_ft.training.distill",
-    "DistillConfig": "resnet_ft.training.config",
-    "predict": "resnet_ft.evaluation.predictor",
+    "DistillConfig": "resnet_ft.config",
+    "predict": "resnet_ft.inference.predict",
+    "load_predictor": "resnet_ft.inference.loaders",
     "evaluate": "resnet_ft.evaluation.evaluate",
     "export": "resnet_ft.exports",
     "load_exported": "resnet_ft.exports",
-    "summarize": "resnet_ft.models.params",
+    "summarize": "resnet_ft.runs.run",
     "build_resnet": "resnet_ft.models.architectures",
     "FAMILIES": "resnet_ft.models.architectures",
 }
 
 __all__ = ["__version__", *_API]
+
+importlib.import_module("resnet_ft.exports.formats")  # registers the formats' loaders
 
 
 def __getattr__(name: str) -> Any:

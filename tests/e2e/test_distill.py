@@ -16,8 +16,8 @@ import pytest
 from support.cli import assert_one_line_error
 
 from resnet_ft.data.standin import write_standin_images
-from resnet_ft.evaluation.predictor import predict
-from resnet_ft.models.run_dir import load_classifier
+from resnet_ft.inference.predict import predict
+from resnet_ft.runs.run import load_classifier
 
 CLASSES = ("daisy", "dandelion", "roses")
 #: 28 per class, 25 % validation: 7 per class, 21 validation images (one miss is 95.2 %).
@@ -230,7 +230,7 @@ def test_unlabeled_images_pruning_and_resume(work, teacher, backbone50, cli):
     assert [r["units"] for r in metrics["pruning"]["rounds"]] == [192, 128]
     head = load_classifier(run)[0].get_layer("head")
     assert head.get_layer("head.dense").kernel.shape == (2048, 128)
-    assert head.get_layer("head.probs").kernel.shape == (128, 3)
+    assert head.get_layer("head.logits").kernel.shape == (128, 3)
     # the report describes the saved (pruned) model
     files = _val_files(run)
     student, taught = _labels_of(run, files), _labels_of(teacher, files)

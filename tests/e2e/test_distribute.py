@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from resnet_ft.models.run_dir import load_classifier
+from resnet_ft.runs.run import load_classifier
 
 #: Same seeded global batches and no dropout (per-replica masks would differ from one
 #: device's); what remains is float summation order across replicas.

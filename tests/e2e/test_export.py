@@ -25,8 +25,9 @@ import resnet_ft.exports.fidelity as export_module
 from resnet_ft.data.preprocessing import image_dataset
 from resnet_ft.errors import InputError, OutputError
 from resnet_ft.evaluation.evaluate import evaluate_dir
-from resnet_ft.evaluation.predictor import load_predictor, predict_files
 from resnet_ft.exports import export, export_saved_model, export_tflite, load_exported
+from resnet_ft.inference.loaders import load_predictor
+from resnet_ft.inference.predict import predict_files
 
 WORKER = Path(__file__).parents[1] / "support" / "export_worker.py"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import keras
 import numpy as np
@@ -13,8 +14,8 @@ from support.cli import SMALL
 from resnet_ft.models.files import load_backbone
 from resnet_ft.models.head import assemble, build_head
 from resnet_ft.models.params import summarize
-from resnet_ft.models.run_dir import load_classifier
 from resnet_ft.models.unfreeze import phase2_model, set_trainable, split_backbone
+from resnet_ft.runs.run import load_classifier
 from resnet_ft.training.run import class_weights
 
 HEAD = 2_103_301
@@ -85,8 +86,12 @@ def test_two_phase_block4_run(flowers, backbone101, tmp_path, cli):
     result = cli(*args, "-o", tmp_path / "run")
     assert result.code == 0, result.err
     assert "caching frozen stages" in result.out
-    assert [(r["epoch"], r["phase"]) for r in _history(tmp_path / "run")] == [
-        ("1", "1"), ("2", "2"), ("3", "2")]
+    history = _history(tmp_path / "run")
+    assert [(r["epoch"], r["phase"]) for r in history] == [("1", "1"), ("2", "2"), ("3", "2")]
+    # lr at each epoch's last step: 30 images / 8 = 4 steps; phase 2 has 8, 1 of warm-up, then
+    # half a cosine from 1e-5 to 0 over the other 7 (step 4: 3 of 7 done; step 8: all)
+    expected = [1e-7, 1e-5 * 0.5 * (1 + math.cos(math.pi * 3 / 7)), 0.0]
+    assert [float(r["lr"]) for r in history] == pytest.approx(expected, rel=1e-6, abs=1e-12)
     model, _ = load_classifier(tmp_path / "run")
     summary = summarize(model)
     assert summary.trainable == HEAD + STAGE["block4"]
@@ -142,7 +147,7 @@ def test_mixed_precision_trains_and_saves_float32_backbone(flowers, backbone101,
     assert backbone.get_layer("block4.unit_1.bottleneck_v1.conv1").dtype_policy.name == "float32"
     # the head is float32 whatever the run computed in (2 M MACs: precision saves nothing)
     assert model.get_layer("head").get_layer("head.dense").dtype_policy.name == "float32"
-    assert model.get_layer("head").get_layer("head.probs").dtype_policy.name == "float32"
+    assert model.get_layer("head").get_layer("head.logits").dtype_policy.name == "float32"
     assert summarize(model).trainable == HEAD + STAGE["block4"]
     import keras as k
 

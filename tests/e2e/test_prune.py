@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from support.cli import SMALL, assert_one_line_error
 
-from resnet_ft.evaluation.predictor import load_predictor
+from resnet_ft.config import make_config
+from resnet_ft.inference.loaders import load_predictor
 from resnet_ft.models.head import build_head, keep_units
-from resnet_ft.models.run_dir import load_classifier
-from resnet_ft.training.config import make_config
+from resnet_ft.runs.run import load_classifier
 from resnet_ft.training.plan import make_plan
 from resnet_ft.training.prune import strongest_units
 
@@ -24,7 +24,7 @@ BACKBONE = 42_605_504
 def _head_with(hidden_kernel, hidden_bias, out_kernel, out_bias):
     head = build_head(out_kernel.shape[1], units=hidden_kernel.shape[1], dropout=0.0)
     head.get_layer("head.dense").set_weights([hidden_kernel, hidden_bias])
-    head.get_layer("head.probs").set_weights([out_kernel, out_bias])
+    head.get_layer("head.logits").set_weights([out_kernel, out_bias])
     return head
 
 
@@ -46,13 +46,11 @@ def test_a_pruned_head_computes_the_old_head_with_those_units_silenced():
     keep = np.array([0, 3, 4, 9, 15])
     smaller = keep_units(head, keep)
     assert smaller.get_layer("head.dense").kernel.shape == (2048, 5)
-    assert smaller.get_layer("head.probs").kernel.shape == (5, 4)
+    assert smaller.get_layer("head.logits").kernel.shape == (5, 4)
     x = rng.normal(0, 1, (7, 2048))
     mask = np.zeros(16)
     mask[keep] = 1
-    logits = np.maximum(x @ w1 + b1, 0) * mask @ w2 + b2
-    expected = np.exp(logits - logits.max(1, keepdims=True))
-    expected /= expected.sum(1, keepdims=True)
+    expected = np.maximum(x @ w1 + b1, 0) * mask @ w2 + b2  # the head's output: logits
     np.testing.assert_allclose(np.asarray(smaller(x.astype(np.float32))), expected, rtol=1e-4,
                                atol=1e-6)
 
@@ -104,7 +102,7 @@ def test_train_prune_half_of_the_head(trained, flowers, backbone101, cli, tmp_pa
     assert summary["total"] == BACKBONE + head
     model, _ = load_classifier(run)
     assert model.get_layer("head").get_layer("head.dense").kernel.shape == (2048, 32)
-    assert model.get_layer("head").get_layer("head.probs").kernel.shape == (32, 5)
+    assert model.get_layer("head").get_layer("head.logits").kernel.shape == (32, 5)
 
     metrics = json.loads((run / "metrics.json").read_text())
     report = metrics["pruning"]

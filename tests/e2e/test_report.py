@@ -16,7 +16,7 @@ from support.report_case import MISSING, report_case
 
 from resnet_ft.cli import main
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
-from resnet_ft.models.run_dir import load_classifier
+from resnet_ft.runs.run import load_classifier
 
 
 @pytest.fixture(scope="module")

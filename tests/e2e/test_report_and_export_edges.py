@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
 import zipfile
 from pathlib import Path
@@ -22,18 +21,18 @@ import yaml
 from support.cli import assert_one_line_error
 from support.tiny_run import write_tiny_run
 
-import resnet_ft.exports.saved_model as saved_model_module
+import resnet_ft.exports.formats.saved_model as saved_model_module
 from resnet_ft.errors import InputError, OutputError
-from resnet_ft.evaluation.predictor import load_predictor
 from resnet_ft.evaluation.report.gather import (
-    learning_rates,
     read_run,
     validation_samples,
     versions,
 )
 from resnet_ft.exports import export_saved_model
 from resnet_ft.exports.fidelity import saved_model_agreement
-from resnet_ft.exports.saved_model import save_module
+from resnet_ft.exports.formats.saved_model import save_module
+from resnet_ft.inference.loaders import load_predictor
+from resnet_ft.runs.run import Run
 
 #: The run files a report reads besides the model (copied; model.keras is not needed).
 TEXT_FILES = ("labels.json", "split.csv", "config.yaml", "history.csv", "metrics.json")
@@ -144,50 +143,20 @@ def test_model_file_without_a_save_record(tmp_path: Path, content: bytes | None)
     assert record["model saved with Keras"] == "3.0.1" and record["model saved on"] == "?"
 
 
-def test_learning_rates_follow_warmup_and_cosine_decay(text_run: Path) -> None:
-    """Phase-2 rows must get the cosine schedule at the epoch's last step, on usable images."""
-    import keras
-
-    config = yaml.safe_load((text_run / "config.yaml").read_text())
-    config.update(trainable="block4", head_epochs=1, epochs=3, batch_size=8, lr=1e-3,
-                  fine_tune_lr=4e-4)
-    (text_run / "config.yaml").write_text(yaml.safe_dump(config))
-    train = [(f"/images/{i}.jpg", "daisy", "train") for i in range(100)]
-    _write_split(text_run, [*train, ("/images/v.jpg", "daisy", "val")])
-    (text_run / "skipped.csv").write_text(  # 4 undecodable training images: 96 were used
-        "file,reason\n" + "".join(f"/images/{i}.jpg,bad\n" for i in range(4)))
-    history = [(1, 1), (2, 2), (3, 2), (4, 2)]
-    (text_run / "history.csv").write_text(
-        "epoch,phase,loss\n" + "".join(f"{e},{p},0.5\n" for e, p in history))
-    # 96 images / 8 = 12 steps an epoch; phase 2: 36 steps, a tenth (3) of them warm-up
-    schedule = keras.optimizers.schedules.CosineDecay(0.0, 33, warmup_target=4e-4,
-                                                      warmup_steps=3)
-    expected = [1e-3, *(float(schedule(step)) for step in (12, 24, 36))]
-    rates = learning_rates(text_run, config, [{"epoch": float(e), "phase": float(p)}
-                                              for e, p in history])
-    assert rates == pytest.approx(expected, rel=1e-6)
-    # the same numbers in closed form: warm-up done, then half a cosine from 4e-4 to 0
-    assert rates[1:] == pytest.approx(
-        [4e-4 * 0.5 * (1 + math.cos(math.pi * (step - 3) / 33)) for step in (12, 24, 36)],
-        rel=1e-5)
-    assert read_run(text_run).learning_rates == pytest.approx(expected, rel=1e-6)
+def test_learning_rates_are_the_ones_training_recorded(text_run: Path) -> None:
+    """The report plots history.csv's lr column (what the optimizer used), never a recomputation."""
+    rates = [1e-3, 1.3e-4, 4e-5, 0.0]
+    (text_run / "history.csv").write_text("epoch,phase,loss,lr\n" + "".join(
+        f"{e},{1 if e == 1 else 2},0.5,{r}\n" for e, r in enumerate(rates, start=1)))
+    assert read_run(text_run).learning_rates == rates
 
 
 def test_learning_rates_give_up_rather_than_guess(text_run: Path) -> None:
-    """A history phase the config does not plan, a bad config or no split: no rates at all."""
-    config = yaml.safe_load((text_run / "config.yaml").read_text())
-    assert config["trainable"] == "head"
-    phase_two = [{"epoch": 1.0, "phase": 1.0}, {"epoch": 2.0, "phase": 2.0}]
-    assert learning_rates(text_run, config, phase_two) == []
-    assert learning_rates(text_run, config, phase_two[:1]) == [config["lr"]]
-    assert learning_rates(text_run, {**config, "epochs": 0}, phase_two[:1]) == []
-    assert learning_rates(text_run, {**config, "colour": "blue"}, phase_two[:1]) == []
-    # an unreadable config.yaml reads as {}: the defaults' rates would be made up
-    assert learning_rates(text_run, {}, phase_two[:1]) == []
-    # a hand-edited or older history.csv without the phase column
-    assert learning_rates(text_run, config, [{"epoch": 1.0}]) == []
-    (text_run / "split.csv").unlink()
-    assert learning_rates(text_run, config, phase_two[:1]) == []
+    """A history without the lr column (older runs), or with gaps in it: no rates at all."""
+    (text_run / "history.csv").write_text("epoch,phase,loss\n1,1,0.5\n2,1,0.4\n")
+    assert read_run(text_run).learning_rates == []
+    (text_run / "history.csv").write_text("epoch,phase,loss,lr\n1,1,0.5,0.001\n2,1,0.4,\n")
+    assert read_run(text_run).learning_rates == []
 
 
 def test_validation_samples_in_split_order(text_run: Path) -> None:
@@ -361,13 +330,15 @@ def test_undecodable_validation_images_are_skipped(tiny_copy: Path, tmp_path: Pa
     predictor = load_predictor(tiny_copy)
     serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
     calls: list[int] = []
-    top1, diff, compared = saved_model_agreement(predictor, tiny_copy, _recording(serve, calls))
+    top1, diff, compared = saved_model_agreement(predictor, Run(tiny_copy).split("val"),
+                                                 _recording(serve, calls))
     assert (top1, compared) == (1.0, 10) and diff == pytest.approx(report.max_prob_diff, abs=1e-7)
     assert calls == [1] * 11  # the missing file fails the batch's reading: no batch call
     # the torn file alone: the batch of 11 is served, fails, and each file is served alone
     _write_split(tiny_copy, [*rows[:9], (torn, "daisy", "val"), *rows[9:]])
     calls.clear()
-    top1, diff, compared = saved_model_agreement(predictor, tiny_copy, _recording(serve, calls))
+    top1, diff, compared = saved_model_agreement(predictor, Run(tiny_copy).split("val"),
+                                                 _recording(serve, calls))
     assert (top1, compared) == (1.0, 10) and diff == pytest.approx(report.max_prob_diff, abs=1e-7)
     assert calls == [11] + [1] * 11
 
@@ -381,7 +352,8 @@ def test_an_image_only_the_export_cannot_read_is_skipped(tiny, tmp_path: Path) -
     first = Path(_val_rows(tiny)[0][0])
     calls: list[int] = []
     top1, diff, compared = saved_model_agreement(
-        load_predictor(tiny), tiny, _recording(serve, calls, refuse=first.read_bytes()))
+        load_predictor(tiny), Run(tiny).split("val"),
+        _recording(serve, calls, refuse=first.read_bytes()))
     assert (top1, compared) == (1.0, 9) and diff is not None and diff <= 1e-5
     assert calls == [10] + [1] * 10
 

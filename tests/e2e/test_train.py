@@ -14,7 +14,7 @@ from support.cli import SMALL, assert_one_line_error
 from resnet_ft.data.folders import make_split
 from resnet_ft.data.standin import write_standin_images
 from resnet_ft.models.params import summarize
-from resnet_ft.models.run_dir import load_classifier
+from resnet_ft.runs.run import load_classifier
 
 
 def _history(run):
@@ -32,7 +32,8 @@ def test_run_directory_contents(trained):
     rows = _history(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert list(rows[0]) == ["epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy",
-                             "seconds"]
+                             "seconds", "lr"]
+    assert [float(r["lr"]) for r in rows] == [2e-4] * 3  # the default Adam rate, constant
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n"] == 10 and len(metrics["confusion_matrix"]) == 5
     assert set(metrics["per_class"]["roses"]) == {"precision", "recall", "f1", "support"}
@@ -299,3 +300,19 @@ def test_train_on_a_split_file(flowers, backbone101, tmp_path, cli):
     refused = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "r2", "--split",
                   bad, *SMALL)
     assert_one_line_error(refused, f"split file {bad}, line 2: unknown class 'cacti'")
+
+
+def test_linear_head_trains_and_cannot_be_pruned(flowers, backbone101, tmp_path, cli):
+    """``--head linear``: GAP -> Dense N, the only trainable weights; pruning has nothing to cut."""
+    run = tmp_path / "run"
+    result = cli("train", flowers, "--backbone", backbone101, "-o", run, "--head", "linear",
+                 "--epochs", 2, "--val-split", 0.25, "--cache-dir", tmp_path / "cache", *SMALL)
+    assert result.code == 0, result.err
+    summary = json.loads(cli("summary", run, "--json").out)
+    assert summary["trainable"] == 2048 * 5 + 5
+    model, _ = load_classifier(run)
+    dense = [layer.name for layer in model.get_layer("head").layers if hasattr(layer, "units")]
+    assert dense == ["head.logits"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["head"] == "linear"
+    assert_one_line_error(cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "p",
+                              "--head", "linear", "--prune-head", 0.5), "the linear head has none")

@@ -7,7 +7,8 @@ from rich.console import Console
 
 from resnet_ft.data.folders import list_images
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
-from resnet_ft.features.extract import extract, pooled_features
+from resnet_ft.features.engines.tensorflow import pooled_features
+from resnet_ft.features.extract import extract
 from resnet_ft.models.files import load_backbone
 
 

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.cli import assert_one_line_error
 
+from resnet_ft.config import TrainConfig, make_config
 from resnet_ft.errors import InputError
-from resnet_ft.training.config import TrainConfig, make_config
 
 
 def test_keras_file_with_lambda_layer_is_refused(tmp_path, cli):
@@ -69,7 +69,7 @@ def test_random_configs_load_or_fail_cleanly(config):
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=200))
 def test_random_yaml_text_never_crashes(tmp_path_factory, text):
-    from resnet_ft.training.config import load_yaml
+    from resnet_ft.config import load_yaml
 
     path = tmp_path_factory.mktemp("yaml") / "c.yaml"
     path.write_text(text, encoding="utf-8")

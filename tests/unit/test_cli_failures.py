@@ -26,12 +26,12 @@ PLANTED = [
 @pytest.fixture
 def failing_summary(monkeypatch):
     """``resnet-ft summary`` whose library call raises the given exception."""
-    from resnet_ft.models import params
+    from resnet_ft.runs import run
 
     def plant(exc: BaseException) -> None:
-        def summarize_path(_):
+        def summarize(_):
             raise exc
-        monkeypatch.setattr(params, "summarize_path", summarize_path)
+        monkeypatch.setattr(run, "summarize", summarize)
 
     return plant
 

@@ -21,7 +21,7 @@ def _small_model():
 
 
 def test_a_dropped_backbone_is_freed_with_its_compiled_function():
-    from resnet_ft.features.extract import pooled_features
+    from resnet_ft.features.engines.tensorflow import pooled_features
 
     model = _small_model()
     run = pooled_features(model, 2)
@@ -37,7 +37,7 @@ def test_the_function_keeps_a_model_built_for_the_call_alive():
     """``pooled_features(folded_copy(...), 1)``: nothing else holds the model. With the cache
     holding it weakly, the cyclic collector freed it and the next call raised ReferenceError
     (``predict --precision auto`` failed that way)."""
-    from resnet_ft.features.extract import pooled_features
+    from resnet_ft.features.engines.tensorflow import pooled_features
 
     run = pooled_features(_small_model(), 1)
     alive = weakref.ref(run.model)

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from resnet_ft.data.folders import Sample, Split
+from resnet_ft.data.folds import stratified_folds
 from resnet_ft.diagnostics.labels import label_issues, outliers
 from resnet_ft.diagnostics.neighbours import feature_neighbours, hash_pairs, normalise
 from resnet_ft.diagnostics.split import leakage_free
-from resnet_ft.tuning.folds import stratified_folds
 
 
 def test_hash_pairs_equal_brute_force_over_variants_and_directions():

@@ -22,8 +22,8 @@ from support.quadrants import COLOURS, quadrant_mass, quadrant_of, write_quadran
 
 from resnet_ft.data.folders import scan
 from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.evaluation.gradcam import cam_model, gradcam, iter_gradcam, overlay, upsample
-from resnet_ft.evaluation.predictor import Predictor
+from resnet_ft.inference.gradcam import cam_model, gradcam, iter_gradcam, overlay, upsample
+from resnet_ft.inference.predictor import Predictor
 
 SIZE = 128  # block4 map 4 x 4: a quadrant is 2 x 2 cells
 HELD_OUT = 4  # per class
@@ -50,7 +50,8 @@ def quadrant_model(backbone101, tmp_path_factory):
                        console=Console(stderr=True)).values[:, 0]
     keras.utils.set_random_seed(0)
     head = build_head(len(labels), units=64, dropout=0.0)
-    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    head.compile(optimizer=keras.optimizers.Adam(1e-3),  # the head outputs logits
+                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     head.fit(features, np.array([s.label for s in train]), epochs=150, batch_size=16,
              verbose=0)
     predictor = Predictor(assemble(backbone, head, SIZE), labels, spec)
@@ -72,7 +73,7 @@ def test_gradcam_equals_numpy_from_feature_map_and_head(quadrant_model):
     maps = np.asarray(cam.features(pixels), np.float64)
     head = predictor.model.get_layer("head")
     (w1, b1), (w2, _) = head.get_layer("head.dense").get_weights(), \
-        head.get_layer("head.probs").get_weights()
+        head.get_layer("head.logits").get_weights()
     n, h, w, _ = maps.shape
     hidden = maps.mean(axis=(1, 2)) @ w1 + b1
     for i in range(n):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_ft.training.config import make_config
+from resnet_ft.config import make_config
 from resnet_ft.training.plan import InputPlan, PhasePlan, make_plan, plan_inputs
 
 

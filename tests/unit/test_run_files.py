@@ -20,7 +20,7 @@ from rich.console import Console
 
 from resnet_ft.errors import InputError
 from resnet_ft.features.identity import backbone_identity, default_cache_dir
-from resnet_ft.models import files, run_dir
+from resnet_ft.models import files
 from resnet_ft.models.files import (
     METADATA_ENTRY,
     backbone_metadata,
@@ -30,17 +30,25 @@ from resnet_ft.models.files import (
     read_metadata,
     save_model,
 )
-from resnet_ft.models.run_dir import (
-    load_classifier,
-    model_path,
-    read_labels,
-    require_run,
-    split_files,
-)
+from resnet_ft.runs import run as run_dir
+from resnet_ft.runs.run import Run, load_classifier
+from resnet_ft.runs.run import model_file as model_path
 from resnet_ft.util import progress
 from resnet_ft.util.progress import track
 
 LABELS = ["cat", "dog", "fox"]
+
+
+def require_run(path):
+    return Run.finished(path).path
+
+
+def read_labels(path):
+    return Run(path).labels
+
+
+def split_files(path, subset):
+    return Run(path).split(subset)
 
 
 def _one_line_input_error(call: Callable[[], object], *fragments: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from resnet_ft.cli.train import config_layer
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.cli.options import config_layer
+from resnet_ft.config import TrainConfig
 
 
 def test_every_config_field_has_an_option_and_help_shows_its_default(cli):
@@ -29,5 +29,5 @@ def test_every_config_field_has_an_option_and_help_shows_its_default(cli):
 def test_command_line_values_become_a_config_layer():
     options = {"epochs": 3, "lr": None, "no_augment": True, "no_cache": False, "strict": True,
                "train_bn": None}
-    assert config_layer(options) == {"epochs": 3, "augment": "none", "strict": True}
-    assert config_layer({"no_cache": True}) == {"cache": False}
+    assert config_layer(options, TrainConfig) == {"epochs": 3, "augment": "none", "strict": True}
+    assert config_layer({"no_cache": True}, TrainConfig) == {"cache": False}

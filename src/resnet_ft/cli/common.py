@@ -7,9 +7,13 @@ from typing import Annotated
 
 import typer
 
+from resnet_ft.cli.options import Extra
 from resnet_ft.errors import InputError
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+JSON_HELP = "Print one JSON document for scripts."
+JsonFlag = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+#: ``--json`` for commands whose options are generated (:func:`resnet_ft.cli.options.command`).
+JSON = Extra("json", bool, typer.Option("--json", help=JSON_HELP), False)
 RunArgument = Annotated[Path, typer.Argument(help="Run directory.")]
 
 

@@ -1,6 +1,6 @@
 """``resnet-ft distill``: a trained run teaches a student backbone; options from DistillConfig.
 
-The options are generated from :class:`~resnet_ft.training.config.DistillConfig`
+The options are generated from :class:`~resnet_ft.config.DistillConfig`
 exactly as ``train``'s are from ``TrainConfig`` (every ``train`` option applies
 to the student), so the two commands cannot drift apart.
 """
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from resnet_ft.cli.train import print_result, resolve_config, with_signature
-from resnet_ft.training.config import DistillConfig
+from resnet_ft.cli.options import command
+from resnet_ft.cli.train import RUN_OPTIONS, print_result, resolve_config
+from resnet_ft.config import DistillConfig
 
 EPILOG = (
     "Examples:\n\n"
@@ -22,6 +23,7 @@ EPILOG = (
 )
 
 
+@command(DistillConfig, first=RUN_OPTIONS[:1], last=RUN_OPTIONS[1:])
 def distill(**options: Any) -> None:
     """Distil a trained run (the teacher) into a student backbone of another depth or family."""
     from resnet_ft.cli.render import console
@@ -46,5 +48,3 @@ def distillation_line(report: dict[str, Any]) -> str:
         + (f", {unlabeled} unlabelled images)" if unlabeled else ")")
     )
 
-
-with_signature(distill, DistillConfig)

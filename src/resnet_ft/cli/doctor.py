@@ -7,15 +7,14 @@ uses; the label-error heads use the config's head settings.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from resnet_ft.cli.train import _field_parameters, _param, config_layer
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.cli.common import JSON
+from resnet_ft.cli.options import Extra, command, config_layer
+from resnet_ft.config import TrainConfig
 
 EPILOG = (
     "Examples:\n\n"
@@ -27,26 +26,27 @@ DATA_OPTIONS = ("data_dir", "backbone", "val_dir", "image_size", "resize", "cach
                 "precision", "val_split", "seed", "epochs", "batch_size")
 #: The label-error heads' defaults (a few seconds per fold); --config or options override.
 HEAD_DEFAULTS = {"epochs": 20, "batch_size": 32}
-_OPTIONS: list[tuple[str, Any, Any, Any]] = [
-    ("out", Path | None, typer.Option("-o", "--out", help="Report directory [./DATA_DIR.doctor]."),
-     None),
-    ("folds", int, typer.Option(help="Folds of the label-error heads (20 epochs, batch 32 unless "
-                                     "--epochs, --batch-size or --config say)."), 5),
-    ("fix_split", bool, typer.Option(help="Also write a leakage-free split.csv."), False),
-    ("config", Path | None, typer.Option(help="YAML file with train options."), None),
-    ("json", bool, typer.Option("--json", help="Print one JSON document for scripts."), False),
-]
+OWN_OPTIONS = (
+    Extra("out", Path | None, typer.Option("-o", "--out",
+                                           help="Report directory [./DATA_DIR.doctor]."), None),
+    Extra("folds", int, typer.Option(help="Folds of the label-error heads (20 epochs, batch 32 "
+                                          "unless --epochs, --batch-size or --config say)."), 5),
+    Extra("fix_split", bool, typer.Option(help="Also write a leakage-free split.csv."), False),
+    Extra("config", Path | None, typer.Option(help="YAML file with train options."), None),
+    JSON,
+)
 KINDS = ("exact_duplicates", "near_duplicates", "label_issues", "outliers", "unreadable")
 
 
+@command(TrainConfig, only=DATA_OPTIONS, last=OWN_OPTIONS, panels=False)
 def doctor(**options: Any) -> None:
     """Find duplicates, train/val leakage, likely label errors and outliers."""
     from resnet_ft.cli.render import console, print_json
+    from resnet_ft.config import load_yaml, make_config
     from resnet_ft.diagnostics.run import diagnose
-    from resnet_ft.training.config import load_yaml, make_config
 
     layers = [HEAD_DEFAULTS] + ([load_yaml(options["config"])] if options["config"] else [])
-    config = make_config(*layers, config_layer(options))
+    config = make_config(*layers, config_layer(options, TrainConfig))
     report = diagnose(config, options["out"], folds=options["folds"],
                       fix_split=options["fix_split"], console=console(stderr=True))
     if options["json"]:
@@ -85,14 +85,3 @@ def _details(kind: str, rows: list[dict[str, Any]]) -> str:
         top = rows[0]
         return f"top: {Path(top['file']).name} ({top['reason']})"
     return ""
-
-
-def _signature() -> inspect.Signature:
-    fields = [p for f in dataclasses.fields(TrainConfig) if f.name in DATA_OPTIONS
-              for p in _field_parameters(f)]
-    own = [_param(name, kind, info, default) for name, kind, info, default in _OPTIONS]
-    return inspect.Signature([*fields, *own])
-
-
-doctor.__signature__ = _signature()  # type: ignore[attr-defined]
-doctor.__annotations__ = {p.name: p.annotation for p in doctor.__signature__.parameters.values()}

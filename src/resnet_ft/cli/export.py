@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from resnet_ft.cli.common import JsonFlag, RunArgument
-from resnet_ft.exports.formats import DEFAULT_CALIBRATION_IMAGES
+from resnet_ft.exports.formats.base import DEFAULT_CALIBRATION_IMAGES
 
 EPILOG = ("Examples:\n\n  resnet-ft export runs/flowers -o exported/flowers\n\n"
           "  resnet-ft export runs/flowers -o flowers.tflite --format tflite --quantize int8\n\n"

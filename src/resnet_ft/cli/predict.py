@@ -1,58 +1,52 @@
-"""``resnet-ft predict``: classify image files with a trained run."""
+"""``resnet-ft predict``: classify image files with a trained run (or any model that loads).
+
+Its options are :class:`~resnet_ft.inference.options.InferenceOptions`' fields, as
+``evaluate``'s are, so the two commands share names, defaults and checks.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
 
-from resnet_ft.cli.common import JsonFlag, usage
-
-#: ``--precision`` of ``predict`` and ``evaluate``: train's choices, float32 by default.
-PrecisionOption = Annotated[str, typer.Option(
-    help="float32 (the default: equals the exported model), or for bulk jobs auto, "
-    "mixed_bfloat16 or mixed_float16 (auto as train picks it).")]
+from resnet_ft.cli.common import JSON, usage
+from resnet_ft.cli.options import Extra, command, config_layer
+from resnet_ft.inference.options import InferenceOptions
 
 EPILOG = ("Examples:\n\n  resnet-ft predict runs/flowers photo.jpg\n\n"
           "  resnet-ft predict runs/flowers 'photos/*.jpg' --top-k 3 --json\n\n"
           "  resnet-ft predict runs/flowers photo.jpg --tta --explain heatmaps\n\n"
           "  resnet-ft predict runs/flowers photos/ --precision auto --csv\n\n"
           "  resnet-ft predict backbone.keras cat.jpg --labels imagenet_labels.txt")
+OPTIONS = ("top_k", "batch_size", "labels", "tta", "precision")
 
 
-def predict(
-    run: Annotated[Path, typer.Argument(help="Run directory (or an --include-top backbone).")],
-    images: Annotated[list[str], typer.Argument(help="Image files, directories or globs.")],
-    top_k: Annotated[int, typer.Option(min=1, help="How many classes to list.")] = 5,
-    json_output: JsonFlag = False,
-    csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV rows.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 32,
-    labels: Annotated[
-        Path | None, typer.Option(help="Class names, one per line, for an ImageNet backbone.")
-    ] = None,
-    tta: Annotated[
-        bool, typer.Option("--tta", help="Average each image's probabilities with its mirror's.")
-    ] = False,
-    explain: Annotated[
-        Path | None,
-        typer.Option(help="Write a Grad-CAM heat-map PNG per image (predicted class) here."),
-    ] = None,
-    precision: PrecisionOption = "float32",
-) -> int:
+@command(InferenceOptions, only=OPTIONS, panels=False, first=(
+    Extra("run", Path, typer.Argument(help="Run directory (or an --include-top backbone).")),
+    Extra("images", list[str], typer.Argument(help="Image files, directories or globs.")),
+), last=(
+    JSON,
+    Extra("csv", bool, typer.Option("--csv", help="Print CSV rows."), False),
+    Extra("explain", Path | None, typer.Option(
+        help="Write a Grad-CAM heat-map PNG per image (predicted class) here."), None),
+))
+def predict(**options: Any) -> int:
     """Classify images with a trained model; exit 1 when any file could not be read."""
     from resnet_ft.cli.render import console, predictions_csv, predictions_table, print_json
-    from resnet_ft.evaluation.predictor import predict as run_predict
+    from resnet_ft.inference.predict import predict as run_predict
 
-    if json_output and csv_output:
+    if options["json"] and options["csv"]:
         raise usage("choose one of --json and --csv")
-    results = run_predict(run, images, top_k=top_k, batch_size=batch_size, labels=labels,
-                          tta=tta, explain=explain, precision=precision,
-                          console=console(stderr=True))
-    if json_output:
+    explain = options["explain"]
+    results = run_predict(options["run"], options["images"], explain=explain,
+                          console=console(stderr=True),
+                          **config_layer(options, InferenceOptions))
+    if options["json"]:
         print_json(results)
-    elif csv_output:
+    elif options["csv"]:
         sys.stdout.write(predictions_csv(results))
     else:
         console().print(predictions_table(results))

@@ -21,9 +21,9 @@ def summary(
 ) -> None:
     """Trainable vs frozen parameter counts, per stage."""
     from resnet_ft.cli.render import console, print_json, summary_table
-    from resnet_ft.models.params import summarize_path
+    from resnet_ft.runs.run import summarize
 
-    result = summarize_path(model)
+    result = summarize(model)
     if json_output:
         print_json(result.to_dict())
     else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from resnet_ft.diagnostics.neighbours import FeatureNeighbours, unique_pairs
+from resnet_ft.diagnostics.pairs import FeatureNeighbours, unique_pairs
 
 #: HNSW graph degree, construction and search breadth, and neighbours kept per query.
 DEGREE, EF_CONSTRUCTION, EF_SEARCH, CANDIDATES = 32, 64, 128, 64

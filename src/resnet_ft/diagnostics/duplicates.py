@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from resnet_ft.diagnostics.neighbours import Pairs
+from resnet_ft.diagnostics.pairs import Pairs
 
 #: Hash distance (bits of 64) that makes a near duplicate on its own.
 HASH_DISTANCE = 8

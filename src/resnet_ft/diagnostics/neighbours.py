@@ -16,31 +16,15 @@ products become many hours.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from resnet_ft.diagnostics.ann import approximate_neighbours
+from resnet_ft.diagnostics.pairs import FeatureNeighbours, Pairs, unique_pairs
 
 #: Elements of one block of the distance matrix (bounds the memory of a search).
 BLOCK_ELEMENTS = 1 << 23
 #: Images up to which the feature search is exact (measured, README).
 EXACT_UP_TO = 100_000
-
-
-@dataclass
-class Pairs:
-    """Unordered pairs ``i < j`` with a value each (distance or similarity)."""
-
-    i: np.ndarray
-    j: np.ndarray
-    value: np.ndarray
-
-    @classmethod
-    def empty(cls, dtype: type = np.float32) -> Pairs:
-        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, dtype))
-
-    def as_dict(self) -> dict[tuple[int, int], float]:
-        return {(int(a), int(b)): float(v) for a, b, v in
-                zip(self.i, self.j, self.value, strict=True)}
 
 
 def hash_pairs(hashes: np.ndarray, max_distance: int) -> Pairs:
@@ -68,36 +52,11 @@ def _codes(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values, np.uint64).view(np.uint8).reshape(-1, 8)
 
 
-def unique_pairs(i: np.ndarray, j: np.ndarray, value: np.ndarray, *, largest: bool) -> Pairs:
-    """Unordered pairs ``i < j`` from directed hits, each once with its best value."""
-    if len(i) == 0:
-        return Pairs.empty(value.dtype.type)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    order = np.lexsort((-value if largest else value, hi, lo))  # per pair, the best first
-    lo, hi, value = lo[order], hi[order], value[order]
-    first = np.ones(len(lo), bool)
-    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
-    return Pairs(lo[first].astype(np.int64), hi[first].astype(np.int64), value[first])
-
-
 def normalise(features: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Centred, unit-length float32 rows."""
     centred = np.asarray(features, np.float32) - mean
     norms = np.linalg.norm(centred, axis=-1, keepdims=True)
     return centred / np.maximum(norms, 1e-12)
-
-
-@dataclass
-class FeatureNeighbours:
-    """What one pass over the feature similarities finds.
-
-    ``pairs``: unordered pairs with cosine >= the threshold (mirror counted).
-    ``affinity[i, c]``: mean cosine of image i to its ``k`` most similar
-    images of class c (itself excluded; at most one fewer than the class has).
-    """
-
-    pairs: Pairs
-    affinity: np.ndarray
 
 
 def feature_neighbours(views: np.ndarray, labels: np.ndarray, classes: int,
@@ -106,8 +65,6 @@ def feature_neighbours(views: np.ndarray, labels: np.ndarray, classes: int,
     """Near pairs and per-class affinities from normalised features ``views`` (N, V, C):
     exact up to ``exact_up_to`` images (default ``EXACT_UP_TO``), approximate above."""
     if len(views) > (EXACT_UP_TO if exact_up_to is None else exact_up_to):
-        from resnet_ft.diagnostics.ann import approximate_neighbours
-
         return approximate_neighbours(views, labels, classes, threshold, k)
     return exact_neighbours(views, labels, classes, threshold, k)
 

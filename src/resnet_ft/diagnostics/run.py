@@ -5,8 +5,8 @@ features through its cache; fingerprint every file (hashes of bytes, pixels
 and perceptual variants); find exact duplicates, then near duplicates
 (hashes and feature cosines, :mod:`~resnet_ft.diagnostics.neighbours`);
 group them; train heads on k group-aware folds for out-of-fold probabilities
-(``train``'s arithmetic, all folds at once: :mod:`resnet_ft.tuning.fit`) and rank likely label
-errors; flag images far from every class; write the report, and with
+(``train``'s arithmetic, all folds at once: :mod:`resnet_ft.training.crossval.fit`)
+and rank likely label errors; flag images far from every class; write the report, and with
 ``--fix-split`` a leakage-free ``split.csv``. The data folder is only read.
 """
 
@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig
+from resnet_ft.data.folds import stratified_folds
 from resnet_ft.diagnostics.duplicates import (
     Thresholds,
     categories,
@@ -31,12 +33,9 @@ from resnet_ft.diagnostics.neighbours import feature_neighbours, hash_pairs, nor
 from resnet_ft.diagnostics.report import DoctorReport, check_out_dir, write_report
 from resnet_ft.diagnostics.shape import dataset_shape
 from resnet_ft.diagnostics.split import leakage_free
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.training.crossval.features import LabelledFeatures, load_features
+from resnet_ft.training.crossval.fit import cross_validate, out_of_fold
 from resnet_ft.training.plan import plan_inputs
-from resnet_ft.training.prepare import require_sources
-from resnet_ft.tuning.features import LabelledFeatures, load_features
-from resnet_ft.tuning.fit import cross_validate, out_of_fold
-from resnet_ft.tuning.folds import stratified_folds
 
 #: Views read per image: the image and its mirror (mirrored copies, and train's flips).
 VIEWS = 2
@@ -53,7 +52,7 @@ def diagnose(config: TrainConfig, out_dir: str | Path | None = None, *, folds: i
     """Examine ``config.data_dir`` (and ``val_dir``); write the report to ``out_dir``."""
     console = console or Console(stderr=True)
     thresholds = thresholds or Thresholds()
-    require_sources(config)
+    config.require_sources()
     out = Path(out_dir) if out_dir is not None else default_out_dir(config.data_dir)
     check_out_dir(out, [Path(p) for p in (config.data_dir, config.val_dir) if p])
     data = load_features(config, VIEWS, console)

@@ -1,1 +1,1 @@
-"""Using a trained model: predict files, evaluate on a labelled set, metrics and plots."""
+"""Judging a trained model: evaluate on a labelled set, metrics, plots, top losses, the report."""

@@ -15,9 +15,9 @@ nothing, and its metrics are computed exactly as training computed them
 Precision: float32 by default, so the report is the exported model's;
 ``precision`` (``--precision``) computes in another for bulk jobs. Cached
 features are those of the evaluation's precision (the store keys them by
-it), computed by the BN-folded extractor that fills the store everywhere
-(:func:`~resnet_ft.training.inputs.extractor`): evaluating a head-only run in
-the precision it was trained in reproduces its ``metrics.json``.
+it), computed by the featurizer that fills the store everywhere
+(:mod:`resnet_ft.features.featurizer`): evaluating a head-only run in the
+precision it was trained in reproduces its ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,11 @@ from resnet_ft.data.folders import Sample, scan
 from resnet_ft.errors import InputError
 from resnet_ft.evaluation.metrics import calibration, classification_report
 from resnet_ft.evaluation.plots import plot_confusion
-from resnet_ft.evaluation.predictor import Predictor, load_predictor
+from resnet_ft.features.featurizer import Featurizer
+from resnet_ft.inference.loaders import load_predictor
+from resnet_ft.inference.options import InferenceOptions, inference_options
+from resnet_ft.inference.predictor import Predictor
+from resnet_ft.runs.run import Run
 from resnet_ft.util.atomic import write_text
 from resnet_ft.util.tables import csv_text
 
@@ -70,47 +74,36 @@ class Scores:
 
 @dataclass
 class CachedHead:
-    """A head-only run seen through the feature cache: backbone file, its cache, the head."""
+    """A head-only run seen through the feature store: its featurizer and its head."""
 
-    backbone: Any
-    cache: Any
+    featurizer: Featurizer
     head: Any
 
 
-def evaluate(
-    run: str | Path,
-    data_dir: str | Path,
-    *,
-    out: str | Path | None = None,
-    top_k: int = 5,
-    model: str | Path | None = None,
-    tta: bool = False,
-    precision: str = "float32",
-    console: Console | None = None,
-) -> Evaluation:
+def evaluate(run: str | Path, data_dir: str | Path, *, out: str | Path | None = None,
+             console: Console | None = None, **values: Any) -> Evaluation:
     """Evaluate ``run`` (or the exported ``model``) on ``data_dir`` and write the report.
 
-    The report goes to ``out``, by default ``RUN/eval/<data folder name>``
-    (``-<export name>`` appended when an exported model is evaluated). With
-    ``tta`` the report is of the flip-averaged predictions and also holds
-    ``without_tta`` accuracy, so the gain is visible. ``precision`` (``auto``,
-    ``float32``, ``mixed_bfloat16``, ``mixed_float16``) is float32 by default;
-    an exported model computes as it was exported.
+    ``values`` are :class:`~resnet_ft.inference.options.InferenceOptions`
+    (``top_k``, ``batch_size``, ``tta``, ``model``, ``precision``). The report goes
+    to ``out``, by default ``RUN/eval/<data folder name>`` (``-<export name>``
+    appended when an exported ``model`` is evaluated). With ``tta`` the report
+    is of the flip-averaged predictions and also holds ``without_tta``
+    accuracy, so the gain is visible. ``precision`` (``auto``, ``float32``,
+    ``mixed_bfloat16``, ``mixed_float16``) is float32 by default; an exported
+    model computes as it was exported.
     """
-    from resnet_ft.exports import load_exported
-
+    options = inference_options(**values)
     run, data_dir = Path(run), Path(data_dir)
     console = console or Console(stderr=True)
-    if model and precision != "float32":
-        raise InputError("--precision applies to the run's model; an exported --model "
-                         "computes as it was exported")
-    predictor = (load_exported(model) if model
-                 else load_predictor(run, precision=precision, console=console))
+    model = options.model
+    predictor = load_predictor(model or run, options.labels, precision=options.precision,
+                               console=console)
     _, samples, _ = scan(data_dir, predictor.labels)
-    scores = score(predictor, samples, views=2 if tta else 1,
-                   cached=None if model else cached_head(run, predictor, predictor.precision),
-                   console=console, where=str(data_dir))
-    report, misclassified = scores_report(scores, predictor.labels, top_k, tta)
+    cached = None if model else cached_head(run, predictor, predictor.precision, console)
+    scores = score(predictor, samples, options, views=2 if options.tta else 1, cached=cached,
+                   where=str(data_dir))
+    report, misclassified = scores_report(scores, predictor.labels, options.top_k, options.tta)
     name = data_dir.resolve().name + (f"-{Path(model).name}" if model else "")
     folder = Path(out) if out else run / "eval" / name
     write_report(folder, report, misclassified)
@@ -126,16 +119,17 @@ def write_report(folder: Path, report: dict[str, Any],
     plot_confusion(report["confusion_matrix"], report["labels"], folder / "confusion.png")
 
 
-def evaluate_dir(predictor: Predictor, data_dir: Path, *, top_k: int = 5,
-                 batch_size: int = 32) -> tuple[dict[str, Any], list, dict[str, str]]:
+def evaluate_dir(predictor: Predictor, data_dir: Path, **values: Any
+                 ) -> tuple[dict[str, Any], list, dict[str, str]]:
     """Metrics of the run on a class-per-folder set whose classes match the run's labels."""
+    options = inference_options(**values)
     _, samples, _ = scan(Path(data_dir), predictor.labels)
-    scores = score(predictor, samples, batch_size=batch_size, where=str(data_dir))
-    report, misclassified = scores_report(scores, predictor.labels, top_k)
+    scores = score(predictor, samples, options, where=str(data_dir))
+    report, misclassified = scores_report(scores, predictor.labels, options.top_k)
     return report, misclassified, scores.skipped
 
 
-def scores_report(scores: Scores, labels: list[str], top_k: int = 5,
+def scores_report(scores: Scores, labels: list[str], top_k: int,
                   tta: bool = False) -> tuple[dict[str, Any], list[tuple[str, str, str, float]]]:
     """The metrics of ``scores`` (flip-averaged with ``tta``) and the misclassified files."""
     probs = scores.probs(tta)
@@ -155,17 +149,17 @@ def scores_report(scores: Scores, labels: list[str], top_k: int = 5,
     return report, misclassified
 
 
-def score(predictor: Predictor, samples: list[Sample], *, views: int = 1, batch_size: int = 32,
-          cached: CachedHead | None = None, console: Console | None = None,
+def score(predictor: Predictor, samples: list[Sample], options: InferenceOptions | None = None,
+          *, views: int = 1, cached: CachedHead | None = None,
           where: str = "the evaluated set") -> Scores:
     """Probabilities of every decodable sample and view; undecodable files are listed apart."""
+    options = options or inference_options()
     paths = [s.path for s in samples]
     if cached is not None:
-        found, probs, skipped, hits = _cached_probabilities(cached, paths, views, predictor,
-                                                            console or Console(stderr=True))
+        found, probs, skipped, hits = _cached_probabilities(cached, paths, views)
     else:
         found, rows, skipped, hits = [], [], {}, 0
-        for index, row, error in predictor.view_probabilities(paths, batch_size, views):
+        for index, row, error in predictor.view_probabilities(paths, options.batch_size, views):
             if row is None:
                 skipped[str(paths[index])] = error
             else:
@@ -178,64 +172,53 @@ def score(predictor: Predictor, samples: list[Sample], *, views: int = 1, batch_
     return Scores([paths[i] for i in found], truth, probs, skipped, hits)
 
 
-def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int,
-                          predictor: Predictor, console: Console):
-    """(found indices, (n, views, classes) probabilities, skipped, cache hits) via the cache."""
-    from resnet_ft.features.extract import extract
+def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int):
+    """(found indices, (n, views, classes) probabilities, skipped, cache hits) via the store."""
+    from resnet_ft.models.head import probabilities
 
-    table = extract(paths, cached.backbone, predictor.preprocessing, views=views,
-                    cache=cached.cache, console=console)
+    table = cached.featurizer.pooled(paths, views)
     found = [i for i in range(len(paths)) if i not in table.errors]
     features = np.asarray(table.values)[found]
     probs = np.stack([
-        np.concatenate([np.asarray(cached.head(features[start:start + HEAD_BATCH, view],
-                                               training=False), np.float32)
+        np.concatenate([probabilities(cached.head, features[start:start + HEAD_BATCH, view])
                         for start in range(0, max(len(found), 1), HEAD_BATCH)])
         for view in range(views)], axis=1)
     skipped = {str(paths[i]): reason for i, reason in sorted(table.errors.items())}
     return found, probs, skipped, len(found) - table.extracted
 
 
-def cached_head(run: Path, predictor: Predictor,
-                precision: str | None = None) -> CachedHead | None:
-    """The run's feature cache, when its entries are exactly this model's inputs.
+def cached_head(run: Path, predictor: Predictor, precision: str | None = None,
+                console: Console | None = None) -> CachedHead | None:
+    """The run's feature store, when its entries are exactly this model's inputs.
 
     Only a head-only run feeds its saved head the pooled features it cached,
-    and only while its backbone file is unchanged: the file is loaded and its
-    weights compared with the run's, so a backbone replaced since training is
-    neither trusted nor poisoned with this model's features. The entries are
-    those of ``precision`` (default: the run's own, as training computed
-    them); missing ones are computed by the same extractor training uses, so
-    the cache stays one store with one meaning per key.
+    and only while its backbone file is unchanged
+    (:func:`~resnet_ft.features.reuse.run_backbone`), so a backbone replaced
+    since training is neither trusted nor poisoned with this model's features.
+    The entries are those of ``precision`` (default: the run's own, as training
+    computed them); missing ones are computed by the same featurizer training
+    uses, so the store stays one store with one meaning per key.
     """
-    from resnet_ft.data.preprocessing import Preprocessing
-    from resnet_ft.features.store import open_store
-    from resnet_ft.models.files import backbone_metadata, load_backbone
-    from resnet_ft.training.config import load_yaml, make_config
-    from resnet_ft.training.inputs import Networks, extractor
+    from resnet_ft.features.featurizer import Backbone, store_root
+    from resnet_ft.features.reuse import run_backbone
+    from resnet_ft.models.head import split_classifier
 
+    trained = Run(run)
     try:
-        config = make_config(load_yaml(run / "config.yaml"))
+        config = trained.config()
     except InputError:
         return None
-    file = Path(config.backbone)
     precision = precision or config.precision
     decided = precision != "auto"  # training records what it decided; else unknown
-    if not (config.cache and config.trainable == "head" and decided and file.is_file()):
+    if not (config.cache and config.trainable == "head" and decided
+            and config.preprocessing == predictor.preprocessing):
         return None
-    backbone = load_backbone(file)
-    layers = {layer.name: layer for layer in predictor.model.layers}
-    ours = layers.get(backbone.name)
-    spec = Preprocessing(config.image_size, config.resize)
-    if ours is None or spec != predictor.preprocessing or not _same_weights(backbone, ours):
+    backbone, head = split_classifier(predictor.model)
+    root = store_root(config.cache_dir)
+    reuse = run_backbone(trained.model_path, config.backbone, True, lambda: backbone, root)
+    if not reuse.reused:
         return None
-    cache = open_store(config.cache_dir, file, precision, spec)
-    work = extractor(Networks(backbone, backbone, backbone_metadata(file)), precision)
-    return CachedHead(work, cache, layers["head"])
-
-
-def _same_weights(a: Any, b: Any) -> bool:
-    left, right = a.weights, b.weights
-    return len(left) == len(right) and all(
-        x.shape == y.shape and np.array_equal(np.asarray(x), np.asarray(y))
-        for x, y in zip(left, right, strict=True))
+    metadata = trained.metadata().get("backbone", {})
+    featurizer = Featurizer(Backbone(reuse.identity, metadata, backbone), config.preprocessing,
+                            precision, store_root=root, console=console or Console(stderr=True))
+    return CachedHead(featurizer, head)

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from resnet_ft.inference.options import DEFAULTS
+
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows: true class; columns: predicted class."""
@@ -15,7 +17,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def classification_report(
-    y_true: np.ndarray, probs: np.ndarray, labels: list[str], top_k: int = 5
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str], top_k: int = DEFAULTS.top_k
 ) -> dict[str, Any]:
     """Accuracy, top-k accuracy, per-class precision/recall/F1/support, confusion matrix.
 

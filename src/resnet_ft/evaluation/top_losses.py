@@ -64,7 +64,7 @@ def top_losses(paths: list[Path], y_true: np.ndarray, probs: np.ndarray, labels:
 
 def plot_top_losses(items: list[TopLoss], path: Path, *, thumb: int = 160) -> None:
     """A grid of the images with ``true -> predicted``, probability and loss (mistakes in red)."""
-    from resnet_ft.evaluation.report.thumbs import thumbnail
+    from resnet_ft.evaluation.thumbs import thumbnail
 
     plt = _pyplot()
     rows = max(1, -(-len(items) // GRID_COLUMNS))

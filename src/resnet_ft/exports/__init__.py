@@ -44,9 +44,8 @@ validation images (``split.csv``): the SavedModel end to end from the files' byt
 atomically: they are built and checked beside ``OUT`` and moved in place only when
 complete, so a failed export leaves no ``OUT``.
 
-Modules: :mod:`~resnet_ft.exports.formats` (option table, report, metadata files),
-:mod:`~resnet_ft.exports.saved_model`, :mod:`~resnet_ft.exports.tflite`,
-:mod:`~resnet_ft.exports.runners` (loading an export back) and
+Modules: the registry :mod:`~resnet_ft.exports.formats` (one module per format: its writer,
+its loader; shared parts in :mod:`~resnet_ft.exports.formats.base`) and
 :mod:`~resnet_ft.exports.fidelity` (the comparison with the float model).
 """
 
@@ -54,15 +53,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from resnet_ft.exports.formats import (
+import numpy as np
+
+from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+from resnet_ft.errors import InputError
+from resnet_ft.exports.formats import FORMATS
+from resnet_ft.exports.formats.base import (
     DEFAULT_CALIBRATION_IMAGES,
-    FORMATS,
+    ExportFormat,
     ExportReport,
-    check_options,
+    Source,
 )
-from resnet_ft.exports.runners import load_exported
-from resnet_ft.exports.saved_model import export_saved_model
-from resnet_ft.exports.tflite import export_tflite
+from resnet_ft.inference.loaders import load_predictor
+from resnet_ft.inference.predictor import Predictor
+from resnet_ft.runs.run import Run
 
 __all__ = [
     "DEFAULT_CALIBRATION_IMAGES",
@@ -83,13 +87,66 @@ def export(
     quantize: str = "none",
     calibration_images: int = DEFAULT_CALIBRATION_IMAGES,
 ) -> ExportReport:
-    """Export ``run_dir`` to ``out`` in ``format``; see the module docstring.
+    """Export ``run_dir`` to ``out`` in ``format``; see the module docstring."""
+    fmt = check_options(format, quantize, calibration_images)
+    run = Run.finished(run_dir)
+    predictor = load_predictor(run.path)
+    calibration = (calibration_pixels(run, predictor.preprocessing, calibration_images)
+                   if quantize in fmt.calibrated else [])
+    return fmt.write(Source(run, predictor), Path(out), quantize, calibration)
 
-    The dispatcher lives here rather than in :mod:`~resnet_ft.exports.formats`
-    because it depends on every format's writer, and the writers depend on
-    ``formats``: keeping ``formats`` a leaf avoids an import cycle.
+
+def export_saved_model(run_dir: str | Path, out: str | Path) -> ExportReport:
+    """:func:`export` as a SavedModel."""
+    return export(run_dir, out, "saved_model")
+
+
+def export_tflite(run_dir: str | Path, out: str | Path, quantize: str = "none",
+                  calibration_images: int = DEFAULT_CALIBRATION_IMAGES) -> ExportReport:
+    """:func:`export` as TFLite."""
+    return export(run_dir, out, "tflite", quantize, calibration_images)
+
+
+def check_options(format: str, quantize: str, calibration_images: int) -> ExportFormat:
+    """The format, unless it is unknown or cannot do the quantisation (naming what works).
+
+    Called before the (slow) model load, so a typo fails at once.
     """
-    check_options(format, quantize, calibration_images)
-    if format == "saved_model":
-        return export_saved_model(run_dir, out)
-    return export_tflite(run_dir, out, quantize, calibration_images)
+    if format not in FORMATS:
+        raise InputError(f"unknown export format {format!r} (accepted: {', '.join(FORMATS)})")
+    fmt = FORMATS[format]
+    if quantize not in fmt.quantizations:
+        raise InputError(
+            f"--quantize {quantize} is not available for {format} "
+            f"(accepted: {', '.join(fmt.quantizations)})"
+        )
+    if calibration_images < 1:
+        raise InputError(f"--calibration-images must be at least 1, got {calibration_images}")
+    return fmt
+
+
+def load_exported(path: str | Path) -> Predictor:
+    """An exported model (a SavedModel directory or a file of any format) as a predictor."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"exported model not found: {path}")
+    if path.is_dir():
+        return FORMATS["saved_model"].load(path)
+    fmt = next((fmt for fmt in FORMATS.values() if fmt.claims(path)), FORMATS["tflite"])
+    return fmt.load(path)
+
+
+def calibration_pixels(run: Run, spec: Preprocessing, count: int) -> list[np.ndarray]:
+    """Up to ``count`` decoded training images, a seeded sample across all classes.
+
+    ``split.csv`` lists the files class by class, so taking the first ``count`` would
+    calibrate on a few classes only.
+    """
+    paths = run.split("train")
+    order = np.random.default_rng(0).permutation(len(paths))[:count]
+    chosen = [str(paths[i]) for i in sorted(order)]
+    pixels = [p.numpy() for p, error in image_dataset(chosen, spec) if not error.numpy()]
+    if not pixels:
+        raise InputError(f"no decodable training image in {run.file('split.csv')} "
+                         "to calibrate the int8 model")
+    return pixels

@@ -3,23 +3,19 @@
 Every export is checked before it is moved into place, on the images of the run's
 ``split.csv`` ``val`` subset: a conversion that silently changed the model (a wrong
 decoder, a bad quantization) shows up in the report instead of in production. The
-SavedModel is fed the files' bytes, so its in-graph decoder is checked too; TFLite
-has no decoders and is fed the project's own decoded pixels.
+SavedModel is fed the files' bytes, so its in-graph decoder is checked too; formats
+without decoders are fed the project's own decoded pixels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from resnet_ft.evaluation.predictor import Predictor
-from resnet_ft.models.run_dir import split_files
-
-if TYPE_CHECKING:
-    from resnet_ft.exports.runners import TFLiteRunner
+from resnet_ft.inference.predictor import Predictor
 
 #: (top-1 agreement, max |p_exported - p_float|, images compared); None: nothing compared.
 Agreement = tuple[float | None, float | None, int]
@@ -27,18 +23,16 @@ Agreement = tuple[float | None, float | None, int]
 BATCH = 32
 
 
-def saved_model_agreement(reference: Predictor, run_dir: Path, serve: Any) -> Agreement:
+def saved_model_agreement(reference: Predictor, paths: list[Path], serve: Any) -> Agreement:
     """The SavedModel's ``serving_default`` signature ``serve``, end to end from file bytes."""
-    paths = split_files(run_dir, "val")
     return _agreement(reference, paths, _bytes_probabilities(serve, paths))
 
 
-def tflite_agreement(reference: Predictor, run_dir: Path, runner: TFLiteRunner) -> Agreement:
-    """The TFLite model, on the pixels that :func:`~resnet_ft.data.preprocessing.image_dataset`
-    decodes: TFLite has no decoders, so the project's own are the fair input.
+def pixels_agreement(reference: Predictor, exported: Predictor, paths: list[Path]) -> Agreement:
+    """An export without image decoders, on the pixels that
+    :func:`~resnet_ft.data.preprocessing.image_dataset` decodes: the project's own decoder
+    is the fair input.
     """
-    paths = split_files(run_dir, "val")
-    exported = Predictor(runner, reference.labels, reference.preprocessing)
     probabilities = (probs for _, probs, _ in exported.probabilities(paths, BATCH))
     return _agreement(reference, paths, probabilities)
 

@@ -1,2 +1,2 @@
-"""Backbone features computed once and reused: identities, the on-disk store, extraction,
-and the frozen stages' boundary tensor for fine-tuning."""
+"""Backbone features computed once and reused: the featurizer (the one place features are
+computed), its engines, the on-disk store, identities and the reuse verdict."""

@@ -1,13 +1,15 @@
-"""Running the frozen backbone over image files: outputs per image and view, into the store.
+"""Running a compiled backbone over image files: outputs per image and view, into the store.
 
-The backbone is compiled once per model and view count (tracing a 300-layer
-graph costs seconds), both views of a batch go through it as one batch, and
-under a distribution strategy each replica computes a slice of every batch.
+The loop every extraction shares: decode and resize in tf.data (in parallel,
+order kept), batch, run the engine's function (under a distribution strategy
+each replica computes a slice of every batch), and commit the results to the
+store shard by shard, or keep them in memory. Which function runs — which
+backbone, engine and precision — is the featurizer's business
+(:mod:`resnet_ft.features.featurizer`).
 """
 
 from __future__ import annotations
 
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,8 @@ import numpy as np
 from rich.console import Console
 
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+from resnet_ft.features.engines import Function
+from resnet_ft.features.engines.tensorflow import pooled_features, view_outputs
 from resnet_ft.features.store import FeatureCache, FeatureTable
 from resnet_ft.util.progress import track
 from resnet_ft.util.replicas import barrier, run_sharded, worker_share
@@ -26,59 +30,9 @@ if TYPE_CHECKING:
 EXTRACT_BATCH = 32
 
 
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-class Compiled:
-    """A cached compiled function bound to its model: while a caller holds this, the model
-    lives (the cache itself holds the model only weakly)."""
-
-    def __init__(self, model: keras.Model, function) -> None:
-        self.model, self.function = model, function
-
-    def __call__(self, pixels):
-        return self.function(pixels)
-
-
-def pooled_features(backbone: keras.Model, views: int) -> Compiled:
-    """A compiled function: pixels (B, h, w, 3) -> pooled features (B, views, C).
-
-    Compiled once per backbone and view count: tracing and optimising a
-    300-layer graph costs seconds. The cache holds the backbone weakly (the
-    traced function sees it through a proxy): a strong reference from the
-    cached value would keep its key, the backbone and its weights, alive for
-    the life of the process. What is returned holds it strongly instead, so
-    a backbone built just for the call (a folded copy) lives as long as its
-    function is used.
-    """
-    compiled = _COMPILED.setdefault(backbone, {})
-    if views not in compiled:
-        compiled[views] = view_outputs(weakref.proxy(backbone), views, pool=True)
-    return Compiled(backbone, compiled[views])
-
-
-def view_outputs(model: keras.Model, views: int, *, pool: bool):
-    """A compiled function: pixels (B, h, w, 3) -> ``model`` outputs per view (B, views, ...).
-
-    View 1 is the horizontal mirror; both views go through the model as one
-    batch, which is faster than two calls. ``pool`` averages the spatial axes.
-    """
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def run(pixels: tf.Tensor) -> tf.Tensor:
-        batch = pixels if views == 1 else tf.concat([pixels, tf.reverse(pixels, [2])], 0)
-        result = model(batch, training=False)
-        if pool:
-            result = tf.reduce_mean(result, axis=[1, 2])
-        return tf.stack(tf.split(result, views), axis=1)
-
-    return run
-
-
 def extract(
     paths: list[Path],
-    backbone: keras.Model,
+    backbone: keras.Model | Function,
     preprocessing: Preprocessing,
     *,
     views: int,
@@ -91,12 +45,16 @@ def extract(
 ) -> FeatureTable:
     """Outputs of every file and view, from the store where possible.
 
-    With a store, missing entries are computed and committed shard by shard
-    (a killed run keeps every completed shard), and the table returned reads
-    its rows from the store. ``pool=False`` keeps the spatial axes (the frozen
-    stages' output for phase 2).
+    ``backbone`` is a compiled function (pixels -> outputs per view), or a
+    Keras model to compile here. With a store, missing entries are computed and
+    committed shard by shard (a killed run keeps every completed shard), and
+    the table returned reads its rows from the store. ``pool=False`` keeps the
+    spatial axes (the frozen stages' output for phase 2).
     """
-    run = pooled_features(backbone, views) if pool else view_outputs(backbone, views, pool=False)
+    run = backbone
+    if hasattr(backbone, "layers"):  # a Keras model: compile it
+        run = (pooled_features(backbone, views) if pool
+               else view_outputs(backbone, views, pool=False))
     if cache is None:
         return _in_memory(paths, run, preprocessing, console, description, strategy, batch_size)
     prefixes = cache.keys(paths)
@@ -158,6 +116,8 @@ def _in_memory(paths: list[Path], run, preprocessing: Preprocessing, console: Co
 def _outputs(paths: list[Path], todo: list[int], run, preprocessing: Preprocessing,
              console: Console, description: str, strategy, batch_size: int):
     """Yield ``(file indices, outputs (n, views, ...), {index: decode error})`` per batch."""
+    if hasattr(run, "resolve"):  # compiled now that something must be computed
+        run = run.resolve()
     dataset = image_dataset([str(paths[i]) for i in todo], preprocessing)
     position = 0
     with track(console, description, len(todo)) as progress:

@@ -35,12 +35,16 @@ def key_digest(*parts: object) -> str:
 
 
 def backbone_identity(path: str | Path, precision: str) -> str:
-    """The backbone file's content hash, salted by the precision features are computed in.
+    """The backbone file's content hash, salted by the precision features are computed in."""
+    return salted(sha256_file(path), precision)
+
+
+def salted(digest: str, precision: str) -> str:
+    """A backbone's content hash made the key of its features in ``precision``.
 
     Features computed in another precision are other features: another key.
     float32 keeps the bare file hash, so existing caches stay valid.
     """
-    digest = sha256_file(path)
     if precision == "float32":
         return digest
     return hashlib.sha256(f"{digest}:{precision}".encode()).hexdigest()

@@ -27,12 +27,7 @@ from typing import Any
 import numpy as np
 
 from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.features.identity import (
-    backbone_identity,
-    default_cache_dir,
-    file_identity,
-    key_digest,
-)
+from resnet_ft.features.identity import file_identity, key_digest
 from resnet_ft.features.rows import FeatureRows, ShardIndex
 from resnet_ft.features.shards import KEY_DTYPE, SUFFIX, read_shard, write_shard
 
@@ -75,18 +70,6 @@ def entry_keys(prefixes: np.ndarray, views: int | list[int]) -> np.ndarray:
     keys[:, :, :15] = prefixes[:, None, :]
     keys[:, :, 15] = np.array(views, np.uint8)[None, :] + 1
     return keys.reshape(len(prefixes), -1).view(KEY_DTYPE).reshape(len(prefixes), len(views))
-
-
-def open_store(cache_dir: str | Path | None, backbone: str | Path, precision: str,
-               preprocessing: Preprocessing) -> FeatureCache:
-    """The pooled-feature store every command shares for this backbone, precision and geometry.
-
-    ``train``, ``distill``, ``doctor``, ``sweep`` and ``evaluate`` open it
-    here, so one command's extraction is the next one's cache hit.
-    """
-    root = Path(cache_dir) if cache_dir else default_cache_dir()
-    return FeatureCache(root, backbone_identity(backbone, precision), preprocessing,
-                        precision=precision)
 
 
 class FeatureCache:

@@ -54,15 +54,21 @@ def load_model(path: str | Path) -> keras.Model:
     """Load a ``.keras`` file in safe mode, turning every failure into a one-line error."""
     import keras
 
+    path = require_model_file(path)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types; the user needs one line
+        raise InputError(f"cannot load model {path}: {one_line(exc)}") from exc
+
+
+def require_model_file(path: str | Path) -> Path:
+    """``path`` when it is a ``.keras`` archive; a one-line error naming what is wrong if not."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
     if not zipfile.is_zipfile(path):
         raise InputError(f"not a Keras model file (.keras zip archive): {path}")
-    try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types; the user needs one line
-        raise InputError(f"cannot load model {path}: {one_line(exc)}") from exc
+    return path
 
 
 def load_backbone(path: str | Path) -> keras.Model:

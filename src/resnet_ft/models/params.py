@@ -9,7 +9,6 @@ are non-trainable by nature; they get their own column so that "frozen"
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_ft.models.architectures import STAGES, stage_of
@@ -79,13 +78,11 @@ class ParameterSummary:
         }
 
 
-def summarize(model: keras.Model | str | Path) -> ParameterSummary:
-    """Count the parameters per stage of a model, a ``.keras`` file or a run directory.
+def summarize(model: keras.Model) -> ParameterSummary:
+    """Count the parameters per stage of a model.
 
     Nested models (the backbone inside a classifier) are counted by stage too.
     """
-    if isinstance(model, str | Path):
-        return summarize_path(model)
     counts: dict[str, StageCount] = {}
     for stage, layer in _leaf_layers(model, in_backbone=_is_backbone(model)):
         count = counts.setdefault(stage, StageCount(stage))
@@ -97,14 +94,6 @@ def summarize(model: keras.Model | str | Path) -> ParameterSummary:
                 count.bn_statistics += _size(variable)
     stages = [counts[name] for name in STAGE_ORDER if name in counts]
     return ParameterSummary(model=model.name, stages=stages)
-
-
-def summarize_path(path: str | Path) -> ParameterSummary:
-    """Summarise a backbone ``.keras`` file or a training run directory."""
-    from resnet_ft.models.files import load_model
-    from resnet_ft.models.run_dir import model_path
-
-    return summarize(load_model(model_path(path)))
 
 
 def _is_backbone(model: keras.Model) -> bool:

@@ -1,1 +1,2 @@
-"""Fine-tuning a head (and upper stages) on cached features: config, plan, loop, run files."""
+"""Fine-tuning: the run's story (plan, sources, step, loop and callbacks, state, artifacts),
+distillation, pruning, and heads trained many at once for cross-validation (crossval/)."""

@@ -5,20 +5,19 @@ A run directory is self-describing from its first second (``config.yaml``,
 at the end it holds the best epoch's classifier (``model.keras``) and the
 validation report (``metrics.json``, ``history.csv``, ``curves.png``,
 ``confusion.png``, ``top_losses.png``), plus ``skipped.csv`` when files could
-not be decoded.
+not be decoded. The layout and the file formats are the run directory's
+(:mod:`resnet_ft.runs.run`); this module decides when each is written.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig
 from resnet_ft.data.folders import Split
 from resnet_ft.errors import InputError
 from resnet_ft.evaluation.metrics import calibration, classification_report
@@ -27,38 +26,31 @@ from resnet_ft.evaluation.top_losses import plot_top_losses, top_losses
 from resnet_ft.models.files import save_model
 from resnet_ft.models.head import assemble
 from resnet_ft.models.precision import copy_weights
-from resnet_ft.models.run_dir import LABELS_FILE, MODEL_FILE, SPLIT_FILE, split_files
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.runs.run import SKIPPED_FILE, Run
 from resnet_ft.training.inputs import Networks
 from resnet_ft.training.loop import Phase, RunContext
-from resnet_ft.training.state import history_csv
 from resnet_ft.training.step import evaluate
-from resnet_ft.util.atomic import write_text
-from resnet_ft.util.tables import csv_text
 
 #: How many skipped files a ``--strict`` error names before "and N more".
 LISTED = 3
 
 
-def write_run_files(run_dir: Path, config: TrainConfig, split: Split) -> None:
+def write_run_files(run: Run, config: TrainConfig, split: Split) -> None:
     """The resolved config, the class names and the split: what the run is, before it runs."""
-    write_text(run_dir / "config.yaml", config.to_yaml())
-    write_text(run_dir / LABELS_FILE, json.dumps(split.labels, indent=2, ensure_ascii=False))
-    write_text(run_dir / SPLIT_FILE, split.to_csv())
+    run.write_inputs(config, split.labels, split.to_csv())
 
 
-def report_skipped(skipped: dict[str, str], run_dir: Path, console: Console,
-                   strict: bool) -> None:
+def report_skipped(skipped: dict[str, str], run: Run, console: Console, strict: bool) -> None:
     """``skipped.csv`` and a console listing; with ``--strict``, a one-line error instead."""
     if not skipped:
         return
-    write_text(run_dir / "skipped.csv", csv_text(["file", "reason"], skipped.items()))
+    run.write_skipped(skipped)
     if strict:
         listing = "; ".join(f"{p}: {r}" for p, r in list(skipped.items())[:LISTED])
         more = f"; and {len(skipped) - LISTED} more" if len(skipped) > LISTED else ""
         raise InputError(
             f"--strict: {len(skipped)} file(s) cannot be decoded ({listing}{more}); "
-            f"full list in {run_dir / 'skipped.csv'}"
+            f"full list in {run.file(SKIPPED_FILE)}"
         )
     console.print(f"skipped {len(skipped)} file(s) that cannot be decoded:")
     for path, reason in skipped.items():
@@ -75,7 +67,7 @@ def save_classifier(ctx: RunContext, nets: Networks) -> None:
     config = ctx.config
     classifier = assemble(nets.backbone, nets.head, ctx.preprocessing.image_size,
                           config.trainable, train_bn=config.train_bn)
-    save_model(classifier, ctx.run_dir / MODEL_FILE, {
+    save_model(classifier, ctx.run.model_path, {
         "kind": "classifier",
         "labels": ctx.labels,
         "preprocessing": ctx.preprocessing.to_dict(),
@@ -92,14 +84,20 @@ def finish(ctx: RunContext, phases: Sequence[Phase], nets: Networks) -> dict[str
         nets.work.set_weights(nets.original)
     best.model.load_weights(ctx.store.best_weights(state))
     save_classifier(ctx, nets)
-    val_loss, _, probs = evaluate(best.model, best.source, ctx.y_val)
+    metrics = validation_report(ctx, best)
+    ctx.run.write_history(state["history"])
+    plot_curves(state["history"], ctx.run.file("curves.png"))
+    return metrics
+
+
+def validation_report(ctx: RunContext, final: Phase) -> dict[str, Any]:
+    """The saved model's validation report: ``metrics.json``, ``confusion.png``, top losses."""
+    val_loss, _, probs = evaluate(final.model, final.source, ctx.y_val)
     metrics = classification_report(ctx.y_val, probs, ctx.labels)
-    metrics.update(val_loss=val_loss, best_epoch=state["best_epoch"],
+    metrics.update(val_loss=val_loss, best_epoch=ctx.state["best_epoch"],
                    calibration=calibration(ctx.y_val, probs))
-    write_text(ctx.run_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False))
-    write_text(ctx.run_dir / "history.csv", history_csv(state["history"]))
-    plot_curves(state["history"], ctx.run_dir / "curves.png")
-    plot_confusion(metrics["confusion_matrix"], ctx.labels, ctx.run_dir / "confusion.png")
+    ctx.run.write_metrics(metrics)
+    plot_confusion(metrics["confusion_matrix"], ctx.labels, ctx.run.file("confusion.png"))
     write_top_losses(ctx, probs)
     return metrics
 
@@ -110,19 +108,9 @@ def write_top_losses(ctx: RunContext, probs: np.ndarray) -> None:
     The validation files are the split's, in order, less those skipped as
     undecodable: the rows ``probs`` belongs to.
     """
-    val = usable_files(ctx.run_dir, "val")
+    val = ctx.run.usable("val")
     if len(val) != len(ctx.y_val):  # a stale skipped.csv of an earlier attempt: do not guess
         ctx.console.print("top_losses.png not written: cannot match validation files to rows")
         return
     items = top_losses(val, ctx.y_val, probs, ctx.labels)
-    plot_top_losses(items, ctx.run_dir / "top_losses.png")
-
-
-def usable_files(run_dir: Path, subset: str) -> list[Path]:
-    """The run's ``train`` or ``val`` files that it used: ``split.csv``'s less ``skipped.csv``'s."""
-    try:
-        with (run_dir / "skipped.csv").open(newline="", encoding="utf-8") as handle:
-            skipped = {row["file"] for row in csv.DictReader(handle)}
-    except FileNotFoundError:
-        skipped = set()
-    return [path for path in split_files(run_dir, subset) if str(path) not in skipped]
+    plot_top_losses(items, ctx.run.file("top_losses.png"))

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from resnet_ft.training.loop import Callback, Phase, RunContext
-from resnet_ft.training.state import history_csv
-from resnet_ft.util.atomic import write_text
 
 #: Seconds between best-so-far model.keras writes during training.
 MODEL_SAVE_INTERVAL = 60.0
@@ -27,7 +25,7 @@ SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy")
 def commit_state(ctx: RunContext, phase: Phase, row: dict[str, Any], improved: bool) -> None:
     """Make the epoch durable: ``--resume`` continues after it, even after kill -9."""
     ctx.store.commit(row["epoch"], phase.model, phase.optimizer, ctx.state, best=improved)
-    write_text(ctx.run_dir / "history.csv", history_csv(ctx.state["history"]))
+    ctx.run.write_history(ctx.state["history"])
 
 
 class BestModel:
@@ -92,5 +90,5 @@ class EarlyStopping:
 
 def default_callbacks(ctx: RunContext, save_model: Callable[[], None]) -> list[Callback]:
     """The callbacks every training run uses, in order."""
-    return [commit_state, BestModel(save_model), TensorBoard(ctx.run_dir), print_epoch,
+    return [commit_state, BestModel(save_model), TensorBoard(ctx.run.path), print_epoch,
             EarlyStopping(ctx.config.early_stopping)]

@@ -10,14 +10,12 @@ and the teacher's head turns them into probabilities at any temperature in
 milliseconds. Keys:
 
 * the teacher's features are computed as its training computed them: by the
-  BN-folded extractor (:func:`~resnet_ft.training.inputs.extractor`, the one
-  path that fills the store) in the precision its ``config.yaml`` records;
-* a head-only teacher whose backbone file is unchanged (its weights are
-  compared once; the verdict is kept in the cache) is keyed by that file and
-  precision, exactly as its own training keyed it, so the features extracted
-  then are reused: distillation then costs one student pass;
-* any other teacher (fine-tuned stages, a moved or changed backbone file) is
-  keyed by the content hash of its ``model.keras`` (salted by the precision).
+  featurizer (:mod:`resnet_ft.features.featurizer`, the one place that fills the
+  store) in the precision its ``config.yaml`` records;
+* a head-only teacher whose backbone file is unchanged is keyed by that file,
+  exactly as its own training keyed it (:mod:`resnet_ft.features.reuse`), so
+  the features extracted then are reused: distillation then costs one student
+  pass; any other teacher is keyed by the content hash of its ``model.keras``.
 
 The loss is ``alpha * CE(label) + (1 - alpha) * T^2 * KL(teacher_T || student_T)``
 (:mod:`~resnet_ft.training.step`); ``--unlabeled`` images have the soft term
@@ -38,22 +36,19 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import DistillConfig, make_config
 from resnet_ft.data.folders import Split, list_images
-from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.errors import InputError
-from resnet_ft.features.extract import extract
-from resnet_ft.features.identity import backbone_identity, key_digest
-from resnet_ft.features.store import FeatureCache
-from resnet_ft.models.files import load_backbone, load_model, read_metadata
-from resnet_ft.models.head import head_logits, split_classifier
+from resnet_ft.features.featurizer import Backbone, Featurizer
+from resnet_ft.features.reuse import run_backbone
+from resnet_ft.models.files import load_model
+from resnet_ft.models.head import logits, split_classifier
 from resnet_ft.models.precision import PRECISIONS
-from resnet_ft.models.run_dir import model_path, read_labels, require_run, split_files
-from resnet_ft.training.config import DistillConfig, load_yaml, make_config
-from resnet_ft.training.inputs import Networks, Reader, extractor
+from resnet_ft.runs.run import Run
+from resnet_ft.training.inputs import Reader
 from resnet_ft.training.loop import RunContext
-from resnet_ft.training.run import TrainResult, in_strategy, run_training, write_metrics
+from resnet_ft.training.run import TrainResult, in_strategy, run_training
 from resnet_ft.training.step import SoftLoss
-from resnet_ft.util.atomic import write_text
 
 BASELINE_DIR = "baseline"
 
@@ -105,7 +100,7 @@ def _distill(config: DistillConfig, teacher: Teacher, run_dir: Path, resume: boo
         baseline = run_training(config.student(), baseline_dir, again, not again, console,
                                 strategy)
         result.metrics["distillation"]["baseline_accuracy"] = baseline.metrics["accuracy"]
-        write_metrics(run_dir, result.metrics)
+        Run(run_dir).write_metrics(result.metrics)
     return DistillResult(**vars(result), baseline=baseline)
 
 
@@ -125,8 +120,8 @@ class Teacher:
     """
 
     def __init__(self, config: DistillConfig, console: Console) -> None:
-        self.run = require_run(config.teacher)
-        self.labels = read_labels(self.run)
+        self.run = Run.finished(config.teacher)
+        self.labels = self.run.labels
         self.loss = SoftLoss(config.alpha, config.temperature)
         self.console = console
         self.unlabeled = _unlabeled(config.unlabeled)
@@ -136,7 +131,7 @@ class Teacher:
     def check(self, split: Split) -> None:
         """Same classes; unlabelled files that DATA_DIR labels are dropped (no val leak)."""
         if split.labels != self.labels:
-            raise InputError(f"teacher {self.run} was trained on classes {self.labels}; "
+            raise InputError(f"teacher {self.run.path} was trained on classes {self.labels}; "
                              f"the data has {split.labels}")
         labelled = {s.path.resolve() for s in split.train + split.val}
         kept = [p for p in self.unlabeled if p.resolve() not in labelled]
@@ -145,7 +140,7 @@ class Teacher:
                                "file(s) that the data directory labels")
         self.unlabeled = kept
         try:
-            taught = {p.resolve() for p in split_files(self.run, "train")}
+            taught = {p.resolve() for p in self.run.split("train")}
         except InputError:  # no split.csv: nothing known about what the teacher saw
             taught = set()
         self.trained_on_val = sum(s.path.resolve() in taught for s in split.val)
@@ -156,35 +151,42 @@ class Teacher:
 
     def targets(self, reader: Reader) -> np.ndarray:
         """Teacher probabilities at temperature T per training file and view; keeps val's."""
-        path = model_path(self.run)
-        metadata = read_metadata(path)
-        spec = Preprocessing(**metadata.get("preprocessing", {}))
         try:
-            backbone, head = split_classifier(load_model(path))
-            settings = _teacher_settings(self.run)
-            precision = _trained_precision(settings)
-            cache = None
-            if reader.cache is not None:
-                root = reader.cache.base
-                cache = FeatureCache(root, self._identity(backbone, root, settings, precision),
-                                     spec, precision=precision)
-            nets = Networks(backbone, backbone, metadata.get("backbone", {}))
-            work = extractor(nets, precision)
+            head, featurizer = self._featurizer(reader)
         except InputError as exc:
-            raise InputError(f"teacher {path}: {exc}") from exc
+            raise InputError(f"teacher {self.run.model_path}: {exc}") from exc
         views = reader.inputs.epoch_views
-        train = self._features(reader.train, views, work, spec, cache, reader)
-        val = self._features(reader.val, 1, work, spec, cache, reader)
-        logits = head_logits(head, train.reshape(-1, train.shape[-1]))
-        self.val_probs = softmax(head_logits(head, val[:, 0]))
-        scaled = softmax(logits / self.loss.temperature)
+        train = self._features(featurizer, reader.train, views)
+        val = self._features(featurizer, reader.val, 1)
+        self.val_probs = softmax(np.asarray(logits(head, val[:, 0]), np.float64))
+        scaled = softmax(np.asarray(logits(head, train.reshape(-1, train.shape[-1])),
+                                    np.float64) / self.loss.temperature)
         return scaled.reshape(len(train), views, -1).astype(np.float32)
+
+    def _featurizer(self, reader: Reader) -> tuple[Any, Featurizer]:
+        """The teacher's head, and the featurizer of its backbone as its training computed."""
+        backbone, head = split_classifier(load_model(self.run.model_path))
+        settings = self.run.settings()
+        root = reader.featurizer.store.base if reader.cached else None
+        identity = None
+        if root is not None:
+            reuse = run_backbone(self.run.model_path, settings.get("backbone", ""),
+                                 settings.get("trainable", "head") == "head", lambda: backbone,
+                                 root)
+            identity = reuse.identity
+            if reuse.reused:
+                self.console.print("teacher features: keyed by its unchanged backbone file, "
+                                   "so those cached when it was trained are reused")
+        metadata = self.run.metadata().get("backbone", {})
+        return head, Featurizer(Backbone(identity, metadata, backbone), self.run.preprocessing(),
+                                _trained_precision(settings), store_root=root,
+                                console=self.console, strategy=reader.strategy)
 
     def report(self, ctx: RunContext, probs: np.ndarray) -> dict[str, Any]:
         """Student vs teacher on the validation images (the student's ``probs``)."""
         student, teacher = probs.argmax(axis=1), self.val_probs.argmax(axis=1)
         return {
-            "teacher": str(self.run),
+            "teacher": str(self.run.path),
             "alpha": self.loss.alpha,
             "temperature": self.loss.temperature,
             "student_accuracy": float(np.mean(student == ctx.y_val)),
@@ -194,38 +196,12 @@ class Teacher:
             "teacher_trained_on_val": self.trained_on_val,
         }
 
-    def _features(self, files: list[Path], views: int, work: Any, spec: Preprocessing,
-                  cache: FeatureCache | None, reader: Reader) -> np.ndarray:
-        table = extract(files, work, spec, views=views, cache=cache, console=self.console,
-                        description="teacher features", strategy=reader.strategy)
+    def _features(self, featurizer: Featurizer, files: list[Path], views: int) -> np.ndarray:
+        table = featurizer.pooled(files, views, "teacher features")
         if table.errors:  # the student decoded these same files: cannot happen but loudly
             index, reason = next(iter(table.errors.items()))
             raise InputError(f"teacher cannot read {files[index]}: {reason}")
         return np.asarray(table.values, np.float32)
-
-    def _identity(self, backbone: Any, root: Path, settings: dict[str, Any],
-                  precision: str) -> str:
-        """The cache key of the teacher's features: its training's, when provably the same.
-
-        Comparing the weights means loading the backbone file (seconds), so the
-        verdict is kept under ``root``, keyed by both files' content hashes.
-        """
-        own = backbone_identity(model_path(self.run), precision)
-        source = Path(str(settings.get("backbone", "")))
-        if settings.get("trainable", "head") != "head" or not source.is_file():
-            return own
-        trained = backbone_identity(source, precision)
-        verdict = root / "teachers" / key_digest(own, trained)[:32]
-        try:
-            same = verdict.read_text(encoding="utf-8") == "same"
-        except OSError:
-            same = _same_weights(source, backbone)
-            write_text(verdict, "same" if same else "different")
-        if not same:
-            return own
-        self.console.print("teacher features: keyed by its unchanged backbone file, so those "
-                           "cached when it was trained are reused")
-        return trained
 
 
 def _unlabeled(folder: str | None) -> list[Path]:
@@ -239,14 +215,6 @@ def _unlabeled(folder: str | None) -> list[Path]:
     return files
 
 
-def _teacher_settings(run: Path) -> dict[str, Any]:
-    """The teacher's config.yaml as plain data (empty if unreadable: then nothing is reused)."""
-    try:
-        return load_yaml(run / "config.yaml")
-    except InputError:
-        return {}
-
-
 def _trained_precision(settings: dict[str, Any]) -> str:
     """The precision the teacher's training computed its features in (float32 if unrecorded).
 
@@ -255,12 +223,3 @@ def _trained_precision(settings: dict[str, Any]) -> str:
     """
     precision = str(settings.get("precision", "float32"))
     return precision if precision in PRECISIONS and precision != "auto" else "float32"
-
-
-def _same_weights(path: Path, backbone: Any) -> bool:
-    """Whether the backbone file holds exactly the teacher's backbone weights."""
-    try:
-        a, b = load_backbone(path).get_weights(), backbone.get_weights()
-    except InputError:
-        return False
-    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

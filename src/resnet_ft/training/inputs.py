@@ -1,10 +1,11 @@
 """Turning the plan's input choices into models and sources over real files.
 
-Phase 1 reads pooled features from the feature store (or runs the backbone
-online); phase 2 reads the frozen stages' cached output (or runs the whole
-unfrozen backbone online). After training, :func:`final_pooled` gives the
-pooled features of the backbone as it is saved, for fine-tuning a pruned
-head. The networks a run trains and saves travel together as :class:`Networks`.
+Phase 1 reads pooled features from the featurizer (the feature store, or
+computed online every epoch); phase 2 reads the frozen stages' output from it
+(or runs the whole unfrozen backbone online). After training,
+:func:`final_pooled` gives the pooled features of the backbone as it is
+saved, for fine-tuning a pruned head. The networks a run trains and saves
+travel together as :class:`Networks`.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig
 from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.features.extract import check_decodable, extract, pooled_features, view_outputs
-from resnet_ft.features.store import FeatureCache, FeatureTable, open_store
-from resnet_ft.models.files import backbone_metadata, load_backbone
-from resnet_ft.models.folding import folded_copy
+from resnet_ft.features.engines.tensorflow import view_outputs
+from resnet_ft.features.featurizer import Backbone, Featurizer, store_root
+from resnet_ft.features.store import FeatureTable
 from resnet_ft.models.precision import compute_backbone, policy
 from resnet_ft.models.unfreeze import phase2_model, set_trainable, split_backbone
-from resnet_ft.training.config import TrainConfig
 from resnet_ft.training.plan import InputPlan, PhasePlan, plan_inputs
 from resnet_ft.training.sources import ArraySource, OnlineSource, WithTargets
 from resnet_ft.util.replicas import run_sharded
@@ -48,107 +48,95 @@ class Networks:
 
 @dataclass
 class Reader:
-    """How a run reads its image files: geometry, the input plan, the store, replicas.
+    """How a run reads its image files: geometry, the input plan, the featurizer, replicas.
 
-    ``cache`` is ``None`` for online inputs; ``augment`` is the Keras model of
-    the online augmentations, or ``None``; ``train``/``val`` are the usable
-    files once undecodable ones are known.
+    ``featurizer`` stores features when the inputs are cached (its ``store`` is
+    ``None`` for online inputs); ``augment`` is the Keras model of the online
+    augmentations, or ``None``; ``train``/``val`` are the usable files once
+    undecodable ones are known.
     """
 
     preprocessing: Preprocessing
     inputs: InputPlan
-    cache: FeatureCache | None
+    featurizer: Featurizer
     strategy: Any
     console: Console
     augment: Any = None
     train: list[Path] = field(default_factory=list)
     val: list[Path] = field(default_factory=list)
 
+    @property
+    def cached(self) -> bool:
+        return self.featurizer.store is not None
 
-def make_reader(config: TrainConfig, console: Console, strategy: Any) -> Reader:
-    """How this run reads images: the input plan, the feature store and online augmentation."""
+
+def make_reader(config: TrainConfig, backbone: Backbone, console: Console,
+                strategy: Any) -> Reader:
+    """How this run reads images: the input plan, the featurizer and online augmentation."""
     inputs = plan_inputs(config)
-    preprocessing = Preprocessing(config.image_size, config.resize)
-    cache = None
-    if inputs.cached:
-        cache = open_store(config.cache_dir, config.backbone, config.precision, preprocessing)
+    preprocessing = config.preprocessing
+    featurizer = Featurizer(backbone, preprocessing, config.precision,
+                            store_root=store_root(config.cache_dir) if inputs.cached else None,
+                            console=console, strategy=strategy)
     augment = None
     if inputs.online_augment:
         from resnet_ft.data.augment import augmentation
 
         augment = augmentation(inputs.online_augment, config.image_size, config.seed)
-    return Reader(preprocessing, inputs, cache, strategy, console, augment)
+    return Reader(preprocessing, inputs, featurizer, strategy, console, augment)
 
 
-def load_networks(config: TrainConfig) -> Networks:
-    """The backbone from its file, and the copy that computes in ``config.precision``."""
-    backbone = load_backbone(config.backbone)
-    metadata = backbone_metadata(config.backbone)
-    return Networks(backbone, compute_backbone(backbone, metadata, config.precision), metadata)
+def load_networks(config: TrainConfig, backbone: Backbone) -> Networks:
+    """The backbone, and the copy that computes (and trains) in ``config.precision``."""
+    model = backbone.model
+    return Networks(model, compute_backbone(model, backbone.metadata, config.precision),
+                    backbone.metadata)
 
 
-def extractor(nets: Networks, precision: str) -> Any:
-    """The model extraction runs: the backbone with BN folded in, computing in ``precision``.
-
-    Built from the float32 weights each time (see :mod:`resnet_ft.models.folding`):
-    the same function as the backbone, with a third fewer ops to run. Every
-    path that fills the feature store (train, distill, doctor, sweep) uses it, so
-    they store and reuse the same numbers.
-    """
-    with policy(precision):
-        return folded_copy(nets.backbone, nets.metadata)
-
-
-def feature_table(paths: list[Path], nets: Networks, reader: Reader,
-                  precision: str) -> FeatureTable:
+def feature_table(paths: list[Path], reader: Reader) -> FeatureTable:
     """Pooled features of every file (cached inputs), or only which files fail to decode."""
-    if reader.cache is None:
-        errors = check_decodable(paths, reader.preprocessing, reader.console)
-        return FeatureTable(np.zeros((0,)), errors)
-    return extract(paths, extractor(nets, precision), reader.preprocessing,
-                   views=reader.inputs.views, strategy=reader.strategy, cache=reader.cache,
-                   console=reader.console)
+    if not reader.cached:
+        return FeatureTable(np.zeros((0,)), reader.featurizer.decodable(paths))
+    return reader.featurizer.pooled(paths, reader.inputs.views)
 
 
-def head_source(table: FeatureTable, n_train: int, nets: Networks, reader: Reader) -> Any:
+def head_source(table: FeatureTable, n_train: int, reader: Reader) -> Any:
     """Phase 1's inputs: the usable files' cached pooled features, or pooled features online.
 
     ``table`` covers the split's training files first, then its validation
     files; ``n_train`` is how many of its rows are training files.
     """
-    if reader.cache is not None:
+    if reader.cached:
         good = np.array([i not in table.errors for i in range(len(table.values))])
         values = table.values
         return ArraySource(values[:n_train][good[:n_train]], values[n_train:][good[n_train:]])
-    pooled = pooled_features(nets.work, 1)
+    pooled = reader.featurizer.function(1)
     return OnlineSource(
         reader.preprocessing, reader.train, reader.val,
         lambda x: run_sharded(reader.strategy, pooled, np.asarray(x))[:, 0], reader.augment)
 
 
-def stages_model_and_source(config: TrainConfig, nets: Networks, reader: Reader,
-                            boundary: FeatureCache | None) -> tuple[Any, Any]:
+def stages_model_and_source(config: TrainConfig, nets: Networks,
+                            reader: Reader) -> tuple[Any, Any]:
     """Phase 2's model (unfrozen stages + head) and its inputs.
 
-    Cached: the frozen stages run once per file and view into the boundary
-    store, and the model starts at the boundary. Online: the model is the
-    whole backbone on pixels, with the lower stages frozen.
+    Cached: the frozen stages run once per file and view (the featurizer's
+    boundary store), and the model starts at the boundary. Online: the model
+    is the whole backbone on pixels, with the lower stages frozen.
     """
     nets.original = nets.work.get_weights()
     set_trainable(nets.work, config.trainable, train_bn=config.train_bn)
-    lower, upper = split_backbone(nets.work, config.trainable)
-    if boundary is None:
+    upper = split_backbone(nets.work, config.trainable)[1]
+    if not reader.cached:
         source: Any = OnlineSource(reader.preprocessing, reader.train, reader.val, lambda x: x,
                                    reader.augment)
         with policy(config.precision):
             return phase2_model(nets.work, nets.head), source
-    def stored(files: list[Path], views: int, description: str) -> Any:
-        return extract(files, lower, reader.preprocessing, views=views, cache=boundary,
-                       console=reader.console, description=description,
-                       strategy=reader.strategy, batch_size=16, pool=False).values
-
-    source = ArraySource(stored(reader.train, reader.inputs.views, "caching frozen stages"),
-                         stored(reader.val, 1, "caching frozen stages (val)"))
+    featurizer = reader.featurizer
+    source = ArraySource(
+        featurizer.boundary(reader.train, reader.inputs.views, config.trainable).values,
+        featurizer.boundary(reader.val, 1, config.trainable,
+                            "caching frozen stages (val)").values)
     with policy(config.precision):
         return phase2_model(upper, nets.head), source
 
@@ -159,8 +147,9 @@ def final_pooled(plan: PhasePlan, source: Any, config: TrainConfig, nets: Networ
 
     After head-only training they are the cached features already in
     ``source``; after phase 2 the unfrozen stages run once over the cached
-    boundary tensors; online runs extract them once (not cached: the backbone
-    may have changed). Views follow the epoch's (``reader.inputs.epoch_views``).
+    boundary tensors; online runs extract them once with the trained backbone
+    (never stored: the weights are no longer the file's). Views follow the
+    epoch's (``reader.inputs.epoch_views``).
     """
     inner = source.inner if isinstance(source, WithTargets) else source
     if plan.inputs == "pooled":
@@ -169,9 +158,10 @@ def final_pooled(plan: PhasePlan, source: Any, config: TrainConfig, nets: Networ
     if plan.inputs == "boundary":
         run = view_outputs(split_backbone(nets.work, config.trainable)[1], 1, pool=True)
         return ArraySource(_pool(run, inner.train, reader), _pool(run, inner.val, reader))
-    table = [extract(files, nets.work, reader.preprocessing, views=n, cache=None,
-                     console=reader.console, description="pooling (pruning)",
-                     strategy=reader.strategy).values
+    trained = Featurizer(Backbone(None, nets.metadata, nets.work), reader.preprocessing,
+                         config.precision, store_root=None, console=reader.console,
+                         strategy=reader.strategy)
+    table = [trained.pooled(files, n, "pooling (pruning)").values
              for files, n in ((reader.train, views), (reader.val, 1))]
     return ArraySource(*table)
 

@@ -14,15 +14,15 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig
 from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.errors import EXIT_INTERRUPTED, ResnetFtError
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.runs.run import Run
 from resnet_ft.training.plan import PhasePlan
 from resnet_ft.training.state import RunState
 from resnet_ft.training.step import evaluate
@@ -51,7 +51,7 @@ class RunContext:
     """What every part of a running training shares, instead of long argument lists."""
 
     config: TrainConfig
-    run_dir: Path
+    run: Run
     console: Console
     labels: list[str]
     preprocessing: Preprocessing
@@ -103,12 +103,23 @@ def _run_phase(ctx: RunContext, phase: Phase, callbacks: Sequence[Callback], vie
         val_loss, val_acc, _ = evaluate(phase.model, phase.source, ctx.y_val)
         row = {"epoch": epoch, "phase": phase.plan.number, "loss": loss, "accuracy": accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
-               "seconds": round(time.perf_counter() - started, 3)}
+               "seconds": round(time.perf_counter() - started, 3),
+               "lr": current_learning_rate(phase.optimizer)}
         improved = _record(ctx.state, row)
         for callback in callbacks:
             callback(ctx, phase, row, improved)
         if ctx.stop:
             return
+
+
+def current_learning_rate(optimizer: Any) -> float:
+    """The optimizer's learning rate now: a schedule's value at the steps taken so far.
+
+    A float32 variable; its shortest decimal form (2e-4, not 0.00019999999494757503).
+    """
+    import keras
+
+    return float(str(np.float32(keras.ops.convert_to_numpy(optimizer.learning_rate))))
 
 
 def _train_epoch(ctx: RunContext, phase: Phase, epoch: int, views: int,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.config import TrainConfig
 
 #: Share of phase 2's steps spent warming the learning rate up from 0.
 WARMUP_SHARE = 10

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_ft.data.folders import Sample, Split, make_split, require_every_class
+from resnet_ft.config import TrainConfig
+from resnet_ft.data.folders import Sample, Split, require_every_class
 from resnet_ft.errors import InputError
 from resnet_ft.features.store import FeatureTable
+from resnet_ft.runs.run import Run
 from resnet_ft.training.artifacts import report_skipped
-from resnet_ft.training.config import TrainConfig
-from resnet_ft.training.inputs import Networks, Reader, feature_table
+from resnet_ft.training.inputs import Reader, feature_table
 from resnet_ft.training.loop import RunContext, new_state
 from resnet_ft.training.state import RunState
 
@@ -25,23 +26,8 @@ from resnet_ft.training.state import RunState
 SOURCES = {"folders": "folders", "split": "seeded split", "file": "split file"}
 
 
-def config_split(config: TrainConfig) -> Split:
-    """The data split the config describes: the one every command that trains on it uses."""
-    return make_split(
-        Path(config.data_dir), val_dir=Path(config.val_dir) if config.val_dir else None,
-        val_split=config.val_split, seed=config.seed,
-        split_file=Path(config.split) if config.split else None,
-    )
-
-
-def require_sources(config: TrainConfig) -> None:
-    if not config.data_dir:
-        raise InputError("no data directory given (DATA_DIR argument or data_dir in --config)")
-    if not config.backbone:
-        raise InputError("no backbone given (--backbone or backbone in --config)")
-
-
 def describe(split: Split, reader: Reader, unlabeled: int) -> None:
+    """What the run trains on, in one line (and the folders it ignores, and why it runs online)."""
     console = reader.console
     if split.ignored:
         console.print(f"ignoring folder(s) without images: {', '.join(split.ignored)}")
@@ -54,19 +40,19 @@ def describe(split: Split, reader: Reader, unlabeled: int) -> None:
         console.print(reader.inputs.note)
 
 
-def usable_features(config: TrainConfig, run_dir: Path, split: Split, unlabeled: list[Path],
-              nets: Networks, reader: Reader) -> tuple[FeatureTable, dict[str, str], RunContext]:
+def usable_features(config: TrainConfig, run: Run, split: Split, unlabeled: list[Path],
+                    reader: Reader) -> tuple[FeatureTable, dict[str, str], RunContext]:
     """Features of every file (training, unlabelled, validation); the usable files' context."""
     paths = [s.path for s in split.train] + unlabeled + [s.path for s in split.val]
-    table = feature_table(paths, nets, reader, config.precision)
+    table = feature_table(paths, reader)
     skipped = {str(paths[i]): reason for i, reason in sorted(table.errors.items())}
-    report_skipped(skipped, run_dir, reader.console, strict=config.strict)
+    report_skipped(skipped, run, reader.console, strict=config.strict)
     bad = {Path(p) for p in skipped}
     train_samples, val_samples = _usable(split, bad)
     extra = [p for p in unlabeled if p not in bad]
     reader.train = [s.path for s in train_samples] + extra
     reader.val = [s.path for s in val_samples]
-    return table, skipped, _context(config, run_dir, split, reader, train_samples, val_samples,
+    return table, skipped, _context(config, run, split, reader, train_samples, val_samples,
                                     len(extra))
 
 
@@ -80,13 +66,13 @@ def _usable(split: Split, bad: set[Path]) -> tuple[list[Sample], list[Sample]]:
     return train, val
 
 
-def _context(config: TrainConfig, run_dir: Path, split: Split, reader: Reader,
+def _context(config: TrainConfig, run: Run, split: Split, reader: Reader,
              train: list[Sample], val: list[Sample], unlabeled: int) -> RunContext:
     """The shared run state; unlabelled training images (distillation) have label -1."""
     replicas = reader.strategy.num_replicas_in_sync
     return RunContext(
-        config=config, run_dir=run_dir, console=reader.console, labels=split.labels,
-        preprocessing=reader.preprocessing, store=RunState(run_dir), state=new_state(),
+        config=config, run=run, console=reader.console, labels=split.labels,
+        preprocessing=reader.preprocessing, store=RunState(run), state=new_state(),
         y_train=np.array([s.label for s in train] + [-1] * unlabeled, np.int64),
         y_val=np.array([s.label for s in val], np.int64),
         total_epochs=0, global_batch=config.batch_size * replicas,

@@ -30,11 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from resnet_ft.evaluation.metrics import calibration, classification_report
-from resnet_ft.evaluation.plots import plot_confusion
-from resnet_ft.models.head import HIDDEN, OUTPUT, keep_units
-from resnet_ft.models.run_dir import MODEL_FILE
-from resnet_ft.training.artifacts import save_classifier, write_top_losses
+from resnet_ft.models.head import LOGITS, keep_units, spec_of
+from resnet_ft.training.artifacts import save_classifier, validation_report
 from resnet_ft.training.inputs import Networks, Reader, final_pooled
 from resnet_ft.training.loop import Phase, RunContext, new_state, run_phases
 from resnet_ft.training.plan import PruneRound
@@ -44,7 +41,7 @@ from resnet_ft.training.step import evaluate, make_optimizer
 
 def outgoing_l1(head: Any) -> np.ndarray:
     """Each hidden unit's contribution: the L1 norm of its weights into the class scores."""
-    return np.abs(head.get_layer(OUTPUT).get_weights()[0]).sum(axis=1)
+    return np.abs(head.get_layer(LOGITS).get_weights()[0]).sum(axis=1)
 
 
 def strongest_units(head: Any, units: int) -> np.ndarray:
@@ -63,7 +60,7 @@ def prune_head(ctx: RunContext, phases: Sequence[Phase], nets: Networks, reader:
     the final pooled features).
     """
     best = phases[ctx.state["best_phase"] - 1]
-    file_before = (ctx.run_dir / MODEL_FILE).stat().st_size
+    file_before = ctx.run.model_path.stat().st_size
     params_before, units_before = _parameters(nets, nets.head), _units(nets.head)
     head_before = int(nets.head.count_params())
     pooled = final_pooled(best.plan, best.source, ctx.config, nets, reader)
@@ -84,7 +81,7 @@ def prune_head(ctx: RunContext, phases: Sequence[Phase], nets: Networks, reader:
         "head_parameters_before": head_before,
         "head_parameters_after": int(head.count_params()),
         "file_bytes_before": file_before,
-        "file_bytes_after": (ctx.run_dir / MODEL_FILE).stat().st_size,
+        "file_bytes_after": ctx.run.model_path.stat().st_size,
         "accuracy_before": before["accuracy"], "accuracy_after": metrics["accuracy"],
         "val_loss_before": before["val_loss"], "val_loss_after": metrics["val_loss"],
         "rounds": history,
@@ -115,17 +112,11 @@ def _write_pruned(ctx: RunContext, nets: Networks, final: Phase) -> dict[str, An
     """Save the classifier with the pruned head; its report, confusion matrix and top losses."""
     nets.head = final.model
     save_classifier(ctx, nets)
-    val_loss, _, probs = evaluate(final.model, final.source, ctx.y_val)
-    metrics = classification_report(ctx.y_val, probs, ctx.labels)
-    metrics.update(val_loss=val_loss, best_epoch=ctx.state["best_epoch"],
-                   calibration=calibration(ctx.y_val, probs))
-    plot_confusion(metrics["confusion_matrix"], ctx.labels, ctx.run_dir / "confusion.png")
-    write_top_losses(ctx, probs)
-    return metrics
+    return validation_report(ctx, final)
 
 
 def _units(head: Any) -> int:
-    return int(head.get_layer(HIDDEN).units)
+    return spec_of(head).units
 
 
 def _parameters(nets: Networks, head: Any) -> int:

@@ -40,12 +40,12 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig, make_config
 from resnet_ft.data.folders import Split
-from resnet_ft.features.boundary import boundary_cache
-from resnet_ft.models.head import build_head
+from resnet_ft.features.featurizer import Backbone
+from resnet_ft.runs.run import CONFIG_FILE, Run
 from resnet_ft.training.artifacts import finish, save_classifier, write_run_files
 from resnet_ft.training.callbacks import default_callbacks
-from resnet_ft.training.config import TrainConfig, make_config
 from resnet_ft.training.inputs import (
     Networks,
     Reader,
@@ -56,12 +56,7 @@ from resnet_ft.training.inputs import (
 )
 from resnet_ft.training.loop import Interrupted, Phase, RunContext, run_phases
 from resnet_ft.training.plan import Plan, make_plan
-from resnet_ft.training.prepare import (
-    config_split,
-    describe,
-    require_sources,
-    usable_features,
-)
+from resnet_ft.training.prepare import describe, usable_features
 from resnet_ft.training.sources import WithTargets
 from resnet_ft.training.state import prepare_run_dir, run_lock
 from resnet_ft.training.step import (
@@ -72,7 +67,6 @@ from resnet_ft.training.step import (
     make_optimizer,
     train_step,
 )
-from resnet_ft.util.atomic import write_text
 
 Result = TypeVar("Result")
 
@@ -155,25 +149,27 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
                  console: Console, strategy: Any, distillation: Distillation | None = None,
                  command: str = "train") -> TrainResult:
     """The run's story, inside the strategy scope; ``distillation`` makes it a distill run."""
-    require_sources(config)
+    config.require_sources()
     asked = config.precision
     config, why = config.resolved()
     if asked == "auto":
         console.print(f"precision {config.precision}: {why}")
-    split = config_split(config)
+    split = config.data_split()
     if distillation is not None:
         distillation.check(split)
     unlabeled = distillation.unlabeled if distillation is not None else []
-    nets = load_networks(config)
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    write_run_files(run_dir, config, split)
-    reader = make_reader(config, console, strategy)
+    backbone = Backbone.from_file(config.backbone)
+    nets = load_networks(config, backbone)
+    run = Run(run_dir)
+    prepare_run_dir(run, resume=resume, overwrite=overwrite)
+    write_run_files(run, config, split)
+    reader = make_reader(config, backbone, console, strategy)
     describe(split, reader, len(unlabeled))
-    table, skipped, ctx = usable_features(config, run_dir, split, unlabeled, nets, reader)
+    table, skipped, ctx = usable_features(config, run, split, unlabeled, reader)
     plan = make_plan(config, len(ctx.y_train))
     ctx.total_epochs = plan.total_epochs
     targets = distillation.targets(reader) if distillation is not None else None
-    pooled = head_source(table, len(split.train) + len(unlabeled), nets, reader)
+    pooled = head_source(table, len(split.train) + len(unlabeled), reader)
     phases = _phases(ctx, plan, nets, reader, pooled, targets)
     _resume(ctx, phases, resume)
     prepare = _preparer(ctx, strategy, distillation.loss if distillation is not None else None)
@@ -182,16 +178,9 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
         _, _, probs = evaluate(final.model, final.source, ctx.y_val)
         metrics["distillation"] = distillation.report(ctx, probs)
     if distillation is not None or plan.prune:
-        write_metrics(run_dir, metrics)
+        run.write_metrics(metrics)  # again, with the sections added after the run's report
     return TrainResult(run_dir, split.labels, ctx.state["history"], metrics, skipped,
                        table.extracted)
-
-
-def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
-    """``metrics.json`` again, with the sections added after the run's report."""
-    import json
-
-    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False))
 
 
 def _run(ctx: RunContext, plan: Plan, phases: list[Phase], nets: Networks, reader: Reader,
@@ -200,7 +189,8 @@ def _run(ctx: RunContext, plan: Plan, phases: list[Phase], nets: Networks, reade
     """Train, write the best epoch, prune; the report and the phase that computes the model."""
     from resnet_ft.training.prune import prune_head
 
-    resume = f"resnet-ft {command} --config {ctx.run_dir / 'config.yaml'} -o {ctx.run_dir} --resume"
+    resume = (f"resnet-ft {command} --config {ctx.run.file(CONFIG_FILE)} -o {ctx.run.path} "
+              "--resume")
     callbacks = default_callbacks(ctx, lambda: save_classifier(ctx, nets))
     try:
         run_phases(ctx, phases, callbacks, reader.inputs.epoch_views, prepare)
@@ -229,13 +219,11 @@ def _phases(ctx: RunContext, plan: Plan, nets: Networks, reader: Reader, pooled:
 
     config = ctx.config
     keras.utils.set_random_seed(config.seed)
-    nets.head = build_head(len(ctx.labels), units=config.head_units, dropout=config.dropout)
+    nets.head = config.head_spec(len(ctx.labels)).build()
     sources = [pooled]
     models = [nets.head]
     for _ in plan.phases[1:]:
-        boundary = (boundary_cache(reader.cache, reader.preprocessing, config.trainable)
-                    if reader.cache is not None else None)
-        model, source = stages_model_and_source(config, nets, reader, boundary)
+        model, source = stages_model_and_source(config, nets, reader)
         models.append(model)
         sources.append(source)
     if targets is not None:

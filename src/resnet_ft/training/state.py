@@ -14,18 +14,10 @@ from typing import Any
 import numpy as np
 
 from resnet_ft.errors import InputError, OutputError
-from resnet_ft.models.run_dir import LABELS_FILE, MODEL_FILE, SPLIT_FILE
+from resnet_ft.runs.run import RUN_FILES, Run
 from resnet_ft.util.atomic import atomic_path, write_text
-from resnet_ft.util.tables import csv_text
 
-STATE_DIR = "state"
 LOCK_FILE = ".lock"
-HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-#: Everything a run writes (and what report and evaluate add inside it); --overwrite removes
-#: exactly these.
-RUN_FILES = ("config.yaml", LABELS_FILE, SPLIT_FILE, STATE_DIR, MODEL_FILE, "history.csv",
-             "metrics.json", "curves.png", "confusion.png", "top_losses.png", "logs",
-             "skipped.csv", "baseline", "report", "eval")
 
 
 @contextlib.contextmanager
@@ -64,10 +56,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+def prepare_run_dir(run: Run, *, resume: bool, overwrite: bool) -> None:
     """Refuse to mix a new run into an old one unless told to."""
+    run_dir = run.path
     if resume:
-        if not (run_dir / STATE_DIR / "state.json").is_file():
+        if not (run.state_dir / "state.json").is_file():
             raise InputError(f"--resume: {run_dir} holds no resumable training state")
         return
     if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
@@ -85,16 +78,11 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def history_csv(history: list[dict[str, float]]) -> str:
-    """``history.csv`` text: one row per completed epoch."""
-    return csv_text(HISTORY_FIELDS, ([row[k] for k in HISTORY_FIELDS] for row in history))
-
-
 class RunState:
     """Versioned per-epoch files under ``RUN_DIR/state``; ``state.json`` commits them."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = run_dir / STATE_DIR
+    def __init__(self, run: Run) -> None:
+        self.dir = run.state_dir
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def load(self) -> dict[str, Any] | None:

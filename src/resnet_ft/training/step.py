@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.config import TrainConfig
 from resnet_ft.training.plan import PhasePlan
 
 
@@ -58,20 +58,15 @@ class SoftLoss:
     temperature: float
 
 
-#: Smallest positive float32: the floor under the student's probabilities before the log.
-_TINY = float(np.finfo(np.float32).tiny)
-
-
-def distillation_term(teacher: Any, probs: Any, temperature: float) -> Any:
+def distillation_term(teacher: Any, logits: Any, temperature: float) -> Any:
     """Per image ``T^2 * KL(teacher_T || student_T)``.
 
-    ``teacher`` holds the teacher's probabilities at temperature T; the student's
-    are ``softmax(log(probs) / T)``, which equals ``softmax(logits / T)`` because
-    log-probabilities differ from logits by a per-image constant.
+    ``teacher`` holds the teacher's probabilities at temperature T; the
+    student's are ``softmax(logits / T)`` of its own logits.
     """
     import tensorflow as tf
 
-    student = tf.nn.log_softmax(tf.math.log(tf.maximum(probs, _TINY)) / temperature)
+    student = tf.nn.log_softmax(logits / temperature)
     teacher = tf.cast(teacher, student.dtype)
     kl = tf.reduce_sum(tf.math.xlogy(teacher, teacher) - teacher * student, axis=-1)
     return temperature**2 * kl
@@ -92,30 +87,30 @@ def train_step(model: Any, optimizer: Any, weights: np.ndarray, label_smoothing:
     from resnet_ft.util.replicas import sharded
 
     loss_fn = keras.losses.CategoricalCrossentropy(
-        label_smoothing=label_smoothing, reduction="none")
+        from_logits=True, label_smoothing=label_smoothing, reduction="none")
     per_class = tf.constant(weights)
 
-    def losses(probs: tf.Tensor, y: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+    def losses(logits: tf.Tensor, y: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
         if teacher is None:  # every image has a label
-            target = tf.one_hot(y, tf.shape(probs)[-1], dtype=probs.dtype)
-            return loss_fn(target, probs) * tf.gather(per_class, y)
+            target = tf.one_hot(y, tf.shape(logits)[-1], dtype=logits.dtype)
+            return loss_fn(target, logits) * tf.gather(per_class, y)
         label = tf.maximum(y, 0)  # unlabelled images: -1, masked out of the label term
-        target = tf.one_hot(label, tf.shape(probs)[-1], dtype=probs.dtype)
-        known = tf.cast(y >= 0, probs.dtype)
-        hard = loss_fn(target, probs) * tf.gather(per_class, label) * known
+        target = tf.one_hot(label, tf.shape(logits)[-1], dtype=logits.dtype)
+        known = tf.cast(y >= 0, logits.dtype)
+        hard = loss_fn(target, logits) * tf.gather(per_class, label) * known
         return soft.alpha * hard + (1 - soft.alpha) * distillation_term(
-            teacher, probs, soft.temperature)
+            teacher, logits, soft.temperature)
 
     def replica_step(x: tf.Tensor, y: tf.Tensor, size: tf.Tensor, teacher=None):
         with tf.GradientTape() as tape:
-            probs = model(x, training=True)
-            total = tf.reduce_sum(losses(probs, y, teacher))
+            logits = model(x, training=True)
+            total = tf.reduce_sum(losses(logits, y, teacher))
             loss = total / size
             if hasattr(optimizer, "scale_loss"):
                 loss = optimizer.scale_loss(loss)  # unscaled again in apply_gradients
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        correct = tf.reduce_sum(tf.cast(tf.argmax(probs, 1) == tf.cast(y, tf.int64), tf.float32))
+        correct = tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == tf.cast(y, tf.int64), tf.float32))
         return total, correct
 
     @tf.function(reduce_retracing=True)
@@ -137,8 +132,14 @@ def train_step(model: Any, optimizer: Any, weights: np.ndarray, label_smoothing:
 
 def evaluate(model: Any, source: Any, labels: np.ndarray,
              batch_size: int = 64) -> tuple[float, float, np.ndarray]:
-    """Validation loss, accuracy and probabilities (batched, so memory stays flat)."""
-    probs = np.concatenate([np.asarray(model(x, training=False), np.float32)
+    """Validation loss, accuracy and probabilities (batched, so memory stays flat).
+
+    ``model`` outputs logits; the probabilities are their softmax, as the saved
+    classifier computes it.
+    """
+    from keras import ops
+
+    probs = np.concatenate([np.asarray(ops.softmax(model(x, training=False)), np.float32)
                             for x in source.validation_batches(batch_size)])
     picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
     return float(-np.mean(np.log(picked))), float(np.mean(probs.argmax(1) == labels)), probs

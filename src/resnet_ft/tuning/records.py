@@ -15,14 +15,14 @@ from typing import Any
 
 import yaml
 
-from resnet_ft.training.config import TrainConfig, make_config
+from resnet_ft.config import TrainConfig, make_config
 from resnet_ft.tuning.space import PARAMETERS
 from resnet_ft.util.atomic import write_text
 from resnet_ft.util.tables import csv_text
 
 SCORES = ("score_mean", "score_std", "accuracy_mean", "accuracy_std", "val_loss_mean",
           "val_loss_std")
-#: The best trial's scores from ``train``'s own loop (:mod:`~resnet_ft.tuning.exact`).
+#: The best trial's scores from ``train``'s own loop (:mod:`~resnet_ft.training.crossval.exact`).
 CONFIRMED_FIELDS = ("score_mean", "accuracy_mean", "val_loss_mean", "best_epochs")
 TRIAL_FIELDS = ("number", "state", *PARAMETERS, *SCORES, "folds_done", "epochs_done",
                 "best_epochs", "seconds", "retry_of",

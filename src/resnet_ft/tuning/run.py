@@ -4,7 +4,7 @@ The story: check the sweep directory; read the features through ``train``'s
 cache; assign folds (k-fold over every usable image, or ``train``'s own split
 with ``--folds 1``); then each Optuna trial draws settings
 (:mod:`~resnet_ft.tuning.space`), trains one head per fold, all folds at once,
-with ``train``'s arithmetic (:mod:`~resnet_ft.tuning.fit`) and scores the mean
+with ``train``'s arithmetic (:mod:`~resnet_ft.training.crossval.fit`) and scores the mean
 over folds; a median pruner stops trials whose epochs fall behind earlier
 trials' (:mod:`~resnet_ft.tuning.search`). After every trial ``trials.csv`` and
 ``best.yaml`` are rewritten; at the end the best trial is confirmed with
@@ -22,12 +22,12 @@ import numpy as np
 import yaml
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig
+from resnet_ft.data.folds import stratified_folds
 from resnet_ft.errors import InputError
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.training.crossval.features import LabelledFeatures, load_features
 from resnet_ft.training.plan import plan_inputs
 from resnet_ft.training.state import LOCK_FILE, run_lock
-from resnet_ft.tuning.features import LabelledFeatures, load_features
-from resnet_ft.tuning.folds import stratified_folds
 from resnet_ft.tuning.records import (
     CONFIRMED,
     SETTINGS_FILE,

@@ -1,11 +1,11 @@
 """One sweep process: the Optuna objective, progress, records, and the winner's confirmation.
 
 Each trial trains all its folds at once with the compiled trainer
-(:func:`~resnet_ft.tuning.fit.cross_validate`) and reports the folds' mean
+(:func:`~resnet_ft.training.crossval.fit.cross_validate`) and reports the folds' mean
 score after every epoch, so the median pruner can end a trial that falls
 behind after its first epochs; a pruned trial is recorded as ``pruned`` with
 the epochs it ran (``epochs_done``), never as a score. At the end, the best
-trial is trained again by ``train``'s own loop (:mod:`~resnet_ft.tuning.exact`)
+trial is trained again by ``train``'s own loop (:mod:`~resnet_ft.training.crossval.exact`)
 and that confirmed score is recorded beside the search's.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.config import TrainConfig
+from resnet_ft.training.crossval.exact import exact_cross_validate
+from resnet_ft.training.crossval.fit import Fit, HeadTrainer, cross_validate
 from resnet_ft.training.loop import Interrupted
-from resnet_ft.tuning.exact import exact_cross_validate
-from resnet_ft.tuning.fit import Fit, HeadTrainer, cross_validate
 from resnet_ft.tuning.plot import plot_scores
 from resnet_ft.tuning.records import CONFIRMED, best_config, write_records
 from resnet_ft.tuning.space import suggest

@@ -2,7 +2,7 @@
 
 The story: read the run directory (:mod:`.gather`); score the evaluated
 images, the run's validation split or a ``DATA_DIR``; rank the top losses and
-draw their Grad-CAM heat maps; write thumbnails (:mod:`.thumbs`), figures
+draw their Grad-CAM heat maps; write thumbnails (:mod:`resnet_ft.evaluation.thumbs`), figures
 (:mod:`.figures`) and the data behind the page (``metrics.json``,
 ``misclassified.csv``, ``predictions.csv``); fill the page (:mod:`.page`).
 The folder is built beside its destination and renamed into place, so a
@@ -20,15 +20,17 @@ from rich.console import Console
 
 from resnet_ft.errors import InputError
 from resnet_ft.evaluation.evaluate import write_report
-from resnet_ft.evaluation.gradcam import cam_model, iter_gradcam, overlay
-from resnet_ft.evaluation.predictor import Predictor, load_predictor
 from resnet_ft.evaluation.report.doctor import read_findings, resolve
 from resnet_ft.evaluation.report.figures import plot_reliability, plot_training
 from resnet_ft.evaluation.report.gather import Evaluated, RunInfo, evaluate_set, read_run
 from resnet_ft.evaluation.report.page import Page, asset, render
-from resnet_ft.evaluation.report.thumbs import jpeg_bytes, thumb_name, write_thumbnails
+from resnet_ft.evaluation.thumbs import jpeg_bytes, thumb_name, write_thumbnails
 from resnet_ft.evaluation.top_losses import TOP_LOSSES, TopLoss, image_losses, top_losses
-from resnet_ft.models.run_dir import require_run
+from resnet_ft.inference.gradcam import cam_model, iter_gradcam, overlay
+from resnet_ft.inference.loaders import load_predictor
+from resnet_ft.inference.options import DEFAULTS
+from resnet_ft.inference.predictor import Predictor
+from resnet_ft.runs.run import Run
 from resnet_ft.util.atomic import atomic_dir, write_bytes, write_text
 from resnet_ft.util.tables import csv_text
 
@@ -43,7 +45,7 @@ def build_report(
     *,
     out: str | Path | None = None,
     top: int = TOP_LOSSES,
-    top_k: int = 5,
+    top_k: int = DEFAULTS.top_k,
     doctor: str | Path | None = None,
     console: Console | None = None,
 ) -> Path:
@@ -53,7 +55,7 @@ def build_report(
     if it is an earlier report. ``top`` top-loss images get heat maps;
     ``doctor`` is a folder of ``resnet-ft doctor`` findings to show.
     """
-    run = require_run(run)
+    run = Run.finished(run).path
     out = Path(out) if out else run / "report"
     check_destination(out)
     console = console or Console(stderr=True)

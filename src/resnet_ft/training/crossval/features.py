@@ -1,7 +1,7 @@
-"""A data set's samples and their pooled features, read through ``train``'s feature cache.
+"""A data set's samples and their pooled features, read through ``train``'s featurizer.
 
-``doctor`` and ``sweep`` key the cache exactly as ``train`` does (backbone
-file hash salted by the precision, file identity, preprocessing, view), so
+``doctor`` and ``sweep`` ask the same featurizer ``train`` does (backbone file
+hash salted by the precision, file identity, preprocessing, view), so
 whichever command runs first pays for the backbone and the others read.
 """
 
@@ -12,13 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig
 from resnet_ft.data.folders import Sample, Split
-from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.features.extract import extract
-from resnet_ft.features.store import FeatureCache, open_store
-from resnet_ft.training.config import TrainConfig
-from resnet_ft.training.inputs import extractor, load_networks
-from resnet_ft.training.prepare import config_split, require_sources
+from resnet_ft.features.featurizer import Backbone, Featurizer, store_root
 
 
 @dataclass
@@ -53,22 +49,20 @@ class LabelledFeatures:
         return np.array([i not in self.errors for i in range(len(self.samples))], bool)
 
 
-def feature_cache(config: TrainConfig) -> FeatureCache:
-    """The feature store ``train`` uses for this config (same root, backbone key, geometry)."""
-    config = config.resolved()[0]  # the key holds the decided precision, as train's does
-    return open_store(config.cache_dir, config.backbone, config.precision,
-                      Preprocessing(config.image_size, config.resize))
+def featurizer(config: TrainConfig, console: Console) -> Featurizer:
+    """The featurizer ``train`` uses for this config (same store, backbone key, geometry).
+
+    The key holds the decided precision, as ``train``'s does.
+    """
+    config = config.resolved()[0]
+    return Featurizer(Backbone.from_file(config.backbone), config.preprocessing,
+                      config.precision, store_root=store_root(config.cache_dir), console=console)
 
 
 def load_features(config: TrainConfig, views: int, console: Console) -> LabelledFeatures:
     """Split the data as ``train`` would and read (or compute) ``views`` views per image."""
-    require_sources(config)
-    config = config.resolved()[0]
-    split = config_split(config)
-    nets = load_networks(config)
-    cache = feature_cache(config)
+    config.require_sources()
+    split = config.data_split()
     paths = [s.path for s in split.train + split.val]
-    table = extract(paths, extractor(nets, config.precision),
-                    Preprocessing(config.image_size, config.resize), views=views, cache=cache,
-                    console=console)
+    table = featurizer(config, console).pooled(paths, views)
     return LabelledFeatures(split, np.asarray(table.values), table.errors, table.extracted)

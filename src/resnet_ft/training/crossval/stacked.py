@@ -32,7 +32,7 @@ What it computes is ``train``'s step, operation for operation:
 
 XLA may fuse a multiply and an add into one rounding, and batched matmuls may
 sum in another order, so the numbers agree with ``train``'s to float32
-rounding, not bit for bit (tested to 1e-5; :mod:`~resnet_ft.tuning.exact` on
+rounding, not bit for bit (tested to 1e-5; :mod:`~resnet_ft.training.crossval.exact` on
 why Adam can amplify that).
 """
 
@@ -51,12 +51,15 @@ ONE_MINUS_BETA_1, ONE_MINUS_BETA_2 = float(np.float32(1 - BETA_1)), float(np.flo
 
 @dataclass(frozen=True)
 class Shape:
-    """What one compiled kernel is specialised for; everything else is a runtime input."""
+    """What one compiled kernel is specialised for; everything else is a runtime input.
+
+    ``widths`` are the head's Dense widths (:attr:`~resnet_ft.models.head.HeadSpec.widths`):
+    hidden layers with ReLU, then the logits.
+    """
 
     folds: int
     channels: int
-    units: int
-    classes: int
+    widths: tuple[int, ...]
     batch: int
     optimizer: str  # "adam" (also adamw) or "sgd"
     dropout: bool
@@ -88,8 +91,10 @@ class StackedHeads:
         import tensorflow as tf
 
         self.shape = shape
-        k, c, u, n = shape.folds, shape.channels, shape.units, shape.classes
-        self.weights = [tf.Variable(tf.zeros(s)) for s in ((k, c, u), (k, u), (k, u, n), (k, n))]
+        k, inputs = shape.folds, (shape.channels, *shape.widths[:-1])
+        self.weights = [tf.Variable(tf.zeros(s)) for fan_in, width in zip(inputs, shape.widths,
+                                                                          strict=True)
+                        for s in ((k, fan_in, width), (k, width))]
         slots = 2 if shape.optimizer == "adam" else 1
         self.slots = [[tf.Variable(tf.zeros_like(w)) for w in self.weights] for _ in range(slots)]
         self.iterations = tf.Variable(0, dtype=tf.int64)
@@ -105,27 +110,30 @@ class StackedHeads:
             slot.assign(np.zeros(slot.shape, np.float32))
         self.iterations.assign(0)
 
-    def _forward(self, x: Any, masks: tuple[Any, Any] | None) -> Any:
-        """Logits ``(k, rows, classes)``; ``masks`` are the two dropout masks when training."""
+    def _forward(self, x: Any, masks: tuple[Any, ...] | None) -> Any:
+        """Logits ``(k, rows, classes)``; ``masks``: one dropout mask per Dense layer's input."""
         import tensorflow as tf
 
-        w1, b1, w2, b2 = self.weights
-        if masks is not None:
-            x = x * masks[0]
-        hidden = tf.nn.relu(tf.matmul(x, w1) + b1[:, None, :])
-        if masks is not None:
-            hidden = hidden * masks[1]
-        return tf.matmul(hidden, w2) + b2[:, None, :]
+        layers = len(self.shape.widths)
+        for index in range(layers):
+            if masks is not None:
+                x = x * masks[index]
+            kernel, bias = self.weights[2 * index], self.weights[2 * index + 1]
+            x = tf.matmul(x, kernel) + bias[:, None, :]
+            if index < layers - 1:
+                x = tf.nn.relu(x)
+        return x
 
-    def _masks(self, rate: Any, seeds: Any, step: Any) -> tuple[Any, Any] | None:
+    def _masks(self, rate: Any, seeds: Any, step: Any) -> tuple[Any, ...] | None:
         """The Keras Dropout layers' masks at their ``step``-th call (see the module doc)."""
         import tensorflow as tf
 
         if not self.shape.dropout:
             return None
+        inputs = (self.shape.channels, *self.shape.widths[:-1])
         return tuple(tf.nn.experimental.stateless_dropout(
             tf.ones((self.shape.batch, width)), rate, seed=tf.stack([seeds[i], step]))
-            for i, width in enumerate((self.shape.channels, self.shape.units)))
+            for i, width in enumerate(inputs))
 
     def _train_epoch(self, features: Any, labels: Any, batches: Any, weights: Any,
                      class_weights: Any, settings: Any, seeds: Any, first_step: Any) -> None:
@@ -141,7 +149,7 @@ class StackedHeads:
             mask = weights[step]
             with tf.GradientTape() as tape:
                 logits = self._forward(x, self._masks(rate, seeds, first_step + step))
-                target = tf.one_hot(y, self.shape.classes) * keep + add
+                target = tf.one_hot(y, self.shape.widths[-1]) * keep + add
                 losses = tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=logits)
                 totals = tf.reduce_sum(losses * tf.gather(class_weights, y, batch_dims=1) * mask,
                                        axis=1)

@@ -24,12 +24,13 @@ import numpy as np
 
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
 from resnet_ft.errors import InputError
+from resnet_ft.inference.options import DEFAULTS
 from resnet_ft.util.atomic import write_bytes
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from resnet_ft.evaluation.predictor import Predictor
+    from resnet_ft.inference.predictor import Predictor
 
 #: Side of a heat-map overlay in pixels (small model inputs are scaled up to be seen).
 OVERLAY_SIZE = 224
@@ -64,17 +65,10 @@ def cam_model(predictor: Predictor) -> CamModel:
 
 
 def _scores(head: Any, pooled: Any) -> Any:
-    """The head's output before its softmax (Grad-CAM differentiates the class score)."""
-    from keras import activations, ops
+    """The class scores before the softmax (Grad-CAM differentiates the class score)."""
+    from resnet_ft.models.head import logits
 
-    layers = head.layers if hasattr(head, "layers") else [head]
-    x = pooled
-    for layer in layers[:-1]:
-        x = layer(x, training=False)
-    last = layers[-1]
-    if last.activation is activations.softmax:
-        return ops.matmul(x, last.kernel) + last.bias
-    return last(x)
+    return logits(head, pooled) if hasattr(head, "layers") else head(pooled)
 
 
 def gradcam(cam: CamModel, pixels: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -92,7 +86,8 @@ def gradcam(cam: CamModel, pixels: np.ndarray, classes: np.ndarray) -> np.ndarra
 
 
 def iter_gradcam(cam: CamModel, paths: list[Path], classes: list[int],
-                 batch_size: int = 32) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                 batch_size: int = DEFAULTS.batch_size
+                 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(index, model-input pixels (S, S, 3), Grad-CAM map)`` of every decodable path."""
     dataset = image_dataset([str(p) for p in paths], cam.preprocessing).batch(batch_size)
     start = 0
@@ -135,7 +130,7 @@ def overlay(pixels: np.ndarray, heat: np.ndarray, size: int = OVERLAY_SIZE) -> I
 
 
 def explain_results(cam: CamModel, labels: list[str], results: list[dict[str, Any]],
-                    folder: Path, batch_size: int = 32) -> None:
+                    folder: Path, batch_size: int = DEFAULTS.batch_size) -> None:
     """Write a heat-map overlay PNG per predicted file into ``folder``; add ``heatmap`` to each.
 
     Each map explains the class that was predicted for that file. File names

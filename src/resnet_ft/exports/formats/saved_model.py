@@ -20,25 +20,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_ft.data.preprocessing import resize
-from resnet_ft.errors import OutputError, one_line
-from resnet_ft.evaluation.predictor import Predictor, load_predictor
+import numpy as np
+
+from resnet_ft.data.preprocessing import Preprocessing, resize
+from resnet_ft.errors import InputError, OutputError, one_line
 from resnet_ft.exports.fidelity import saved_model_agreement
-from resnet_ft.exports.formats import METADATA_FILE, TOP_K, ExportReport, metadata, write_json
-from resnet_ft.models.run_dir import require_run
+from resnet_ft.exports.formats.base import (
+    METADATA_FILE,
+    TOP_K,
+    ExportFormat,
+    ExportReport,
+    Source,
+    metadata,
+    read_json,
+    write_json,
+)
+from resnet_ft.inference.predictor import Predictor
 from resnet_ft.util.atomic import atomic_dir
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 
-def export_saved_model(run_dir: str | Path, out: str | Path) -> ExportReport:
+def write(source: Source, out: Path, quantize: str, calibration: list[np.ndarray]
+          ) -> ExportReport:
     """Write a SavedModel directory with ``serving_default`` (bytes) and ``serving_pixels``."""
     import tensorflow as tf
 
-    run_dir = require_run(run_dir)
-    predictor = load_predictor(run_dir)
-    out = Path(out)
+    predictor = source.predictor
     _refuse_non_saved_model(out)
     with atomic_dir(out) as tmp:
         save_module(_serving_functions(predictor), tmp)
@@ -46,7 +55,7 @@ def export_saved_model(run_dir: str | Path, out: str | Path) -> ExportReport:
                    metadata(predictor, "saved_model") | {"labels": predictor.labels})
         loaded = tf.saved_model.load(str(tmp))
         top1, diff, compared = saved_model_agreement(
-            predictor, run_dir, loaded.signatures["serving_default"]
+            predictor, source.run.split("val"), loaded.signatures["serving_default"]
         )
         report = ExportReport(out, "saved_model", "none", _tree_size(tmp),
                               sorted(loaded.signatures), top1, diff, compared)
@@ -132,3 +141,46 @@ def save_module(functions: dict[str, Any], directory: Path) -> None:
 
 def _tree_size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+class SavedModelRunner:
+    """The ``serving_pixels`` signature of a SavedModel, called like a Keras model."""
+
+    def __init__(self, path: Path) -> None:
+        import tensorflow as tf
+
+        try:
+            self._loaded = tf.saved_model.load(str(path))  # keeps the variables alive
+            self._serve = self._loaded.signatures["serving_pixels"]
+        except (OSError, KeyError, tf.errors.OpError) as exc:
+            raise InputError(f"not a resnet-ft SavedModel: {path} "
+                             f"({one_line(exc, 200)})") from exc
+        self.classes = int(self._serve.structured_outputs["probabilities"].shape[-1])
+
+    def __call__(self, pixels: np.ndarray, training: bool = False) -> np.ndarray:
+        return self._serve(pixels=pixels)["probabilities"].numpy()
+
+
+def load(path: Path) -> Predictor:
+    """A SavedModel directory as a predictor (metadata first: a directory without it is no
+    resnet-ft export, so TensorFlow need not load it)."""
+    data = read_json(path / "assets.extra" / METADATA_FILE)
+    labels = data.get("labels")
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise InputError(f"{path / 'assets.extra' / METADATA_FILE} has no list of labels")
+    return checked(SavedModelRunner(path), labels, data, path)
+
+
+def checked(runner: Any, labels: list[str], data: dict[str, Any], path: Path) -> Predictor:
+    """An export's runner as a predictor, once its labels and preprocessing are consistent."""
+    if len(labels) != runner.classes:
+        raise InputError(f"{path} has {runner.classes} classes but {len(labels)} labels")
+    try:
+        spec = Preprocessing(**data["preprocessing"])
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"no valid preprocessing in the metadata of {path}") from exc
+    return Predictor(runner, labels, spec)
+
+
+FORMAT = ExportFormat("saved_model", ("none",), write,
+                      lambda path: path.is_dir() and (path / "saved_model.pb").is_file(), load)

@@ -3,10 +3,10 @@
 A sweep's best trial must reproduce through ``train --config best.yaml``, so a
 fold's head is trained exactly as ``train`` would train it on that fold's
 training images: the head's initial weights and its dropout layers' seeds are
-read off a head built by ``train``'s own :func:`build_head` after the same
+read off a head built by ``train``'s own head spec after the same
 seeding; every epoch draws the same seeded batch order and views as
 ``train``'s loop (:func:`epoch_batches`); the step is ``train``'s step
-(:mod:`~resnet_ft.tuning.stacked`); the best epoch is the one with the lowest
+(:mod:`~resnet_ft.training.crossval.stacked`); the best epoch is the one with the lowest
 validation loss, scored by the same formula as ``train``'s ``evaluate``; and
 early stopping stops a fold as ``train``'s callback would.
 
@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from resnet_ft.models.head import build_head
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.config import TrainConfig
+from resnet_ft.training.crossval.stacked import Settings, Shape, StackedHeads
 from resnet_ft.training.plan import make_plan
 from resnet_ft.training.step import class_weights
-from resnet_ft.tuning.stacked import Settings, Shape, StackedHeads
 
 
 @dataclass
@@ -54,7 +53,7 @@ class HeadTrainer:
 
     def __init__(self) -> None:
         self._kernels: dict[tuple[Shape, int], StackedHeads] = {}
-        self._heads: dict[tuple[int, int, int, bool], tuple[list[np.ndarray], np.ndarray]] = {}
+        self._heads: dict[tuple[Any, ...], tuple[list[np.ndarray], np.ndarray]] = {}
         self._source: tuple[np.ndarray, int, tuple[Any, ...]] | None = None
 
     def kernel(self, shape: Shape, stack: int) -> StackedHeads:
@@ -70,7 +69,7 @@ class HeadTrainer:
         They depend on the seed, the shape and whether dropout layers draw seeds
         (rate > 0), not on the rate itself.
         """
-        key = (config.seed, classes, config.head_units, config.dropout > 0)
+        key = (config.seed, config.head_spec(classes).widths, config.dropout > 0)
         if key not in self._heads:
             self._heads[key] = _initial_head(config, classes)
         return self._heads[key]
@@ -158,12 +157,12 @@ def _initial_head(config: TrainConfig, classes: int) -> tuple[list[np.ndarray], 
     """The weights and dropout seeds of the head ``train`` would start from."""
     import keras
 
-    keras.utils.set_random_seed(config.seed)  # as training/run.py does before build_head
-    head = build_head(classes, units=config.head_units, dropout=config.dropout)
-    seeds = [0, 0]
+    keras.utils.set_random_seed(config.seed)  # as training/run.py does before building it
+    head = config.head_spec(classes).build()
+    dropouts = [layer for layer in head.layers if isinstance(layer, keras.layers.Dropout)]
+    seeds = [0] * len(dropouts)
     if config.dropout > 0:  # Keras casts a seed state to int32 by floormod (tf backend)
-        seeds = [int(head.get_layer(name).seed_generator.state.numpy()[0]) % (2**31 - 2)
-                 for name in ("head.dropout1", "head.dropout2")]
+        seeds = [int(layer.seed_generator.state.numpy()[0]) % (2**31 - 2) for layer in dropouts]
     return head.get_weights(), np.array(seeds, np.int32)
 
 
@@ -187,9 +186,9 @@ class _Stack:
         self.train_sets = [train_sets[f] for f in folds]
         self.held = [held[f] for f in folds]
         self.kernel = trainer.kernel(Shape(
-            len(folds), weights[0].shape[0], config.head_units, classes, config.batch_size,
-            "sgd" if config.optimizer == "sgd" else "adam", config.dropout > 0,
-            config.weight_decay > 0), index)
+            len(folds), weights[0].shape[0], config.head_spec(classes).widths,
+            config.batch_size, "sgd" if config.optimizer == "sgd" else "adam",
+            config.dropout > 0, config.weight_decay > 0), index)
         self.kernel.reset(weights)
         self.class_weights = tf.constant(np.stack(
             [class_weights(labels[rows], classes, config.class_weight)

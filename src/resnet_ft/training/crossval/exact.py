@@ -1,6 +1,6 @@
 """The best trial re-scored by ``train``'s own training loop: the score ``train`` reproduces.
 
-The search trains with the compiled stacked trainer (:mod:`~resnet_ft.tuning.fit`),
+The search trains with the compiled stacked trainer (:mod:`~resnet_ft.training.crossval.fit`),
 which does ``train``'s arithmetic up to float32 rounding. With momentum SGD the
 scores agree with ``train``'s to ~1e-7; Adam, though, turns rounding-level
 gradient components into full-size steps, and on features that barely separate
@@ -21,14 +21,13 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.models.head import build_head
-from resnet_ft.training.config import TrainConfig
+from resnet_ft.config import TrainConfig
+from resnet_ft.runs.run import Run
+from resnet_ft.training.crossval.fit import Fit
 from resnet_ft.training.loop import Phase, RunContext, new_state, run_phases
 from resnet_ft.training.plan import make_plan
 from resnet_ft.training.sources import ArraySource
 from resnet_ft.training.step import class_weights, evaluate, make_optimizer, train_step
-from resnet_ft.tuning.fit import Fit
 
 
 class _KeepBest:
@@ -58,13 +57,13 @@ def fit_head(config: TrainConfig, classes: int, train: tuple[np.ndarray, np.ndar
     plan = make_plan(config, len(y_train))
     first = plan.phases[0]
     keras.utils.set_random_seed(config.seed)
-    head = build_head(classes, units=config.head_units, dropout=config.dropout)
+    head = config.head_spec(classes).build()
     phase = Phase(first, head, make_optimizer(config, first.learning_rate),
                   ArraySource(x_train, x_val))
     ctx = RunContext(
-        config=config, run_dir=Path(), console=Console(file=io.StringIO()),
+        config=config, run=Run(Path()), console=Console(file=io.StringIO()),
         labels=[str(c) for c in range(classes)],
-        preprocessing=Preprocessing(config.image_size, config.resize), store=None,  # type: ignore[arg-type]
+        preprocessing=config.preprocessing, store=None,  # type: ignore[arg-type]
         state=new_state(), y_train=y_train, y_val=y_val, total_epochs=first.last_epoch,
         global_batch=config.batch_size,
     )
@@ -86,7 +85,8 @@ def fit_head(config: TrainConfig, classes: int, train: tuple[np.ndarray, np.ndar
 
 def exact_cross_validate(config: TrainConfig, classes: int, features: np.ndarray,
                          labels: np.ndarray, folds: np.ndarray) -> list[Fit]:
-    """:func:`resnet_ft.tuning.fit.cross_validate`, fold by fold with ``train``'s loop."""
+    """:func:`~resnet_ft.training.crossval.fit.cross_validate`, fold by fold with ``train``'s
+    loop."""
     features = np.asarray(features, np.float32)
     fits = []
     for fold in range(int(folds.max()) + 1):

@@ -1,0 +1,147 @@
+"""The featurizer: the one place that answers "features of these files under this backbone".
+
+Every consumer — ``train`` (pooled features, and the frozen stages' output
+for ``--trainable``), a distillation teacher, ``doctor``, ``sweep``, bulk
+``predict``/``evaluate``, ``report``, pruning — asks a :class:`Featurizer`
+made of a backbone, a preprocessing and a precision. It owns:
+
+* the compute copy: the engine for the precision
+  (:func:`~resnet_ft.features.engines.engine_for`) compiles the backbone once,
+  BN folded in (TensorFlow) — so every path computes the same numbers;
+* the store identity: entries are keyed by the backbone's content identity
+  salted by the precision, the preprocessing, the image file's identity and
+  the view (:mod:`~resnet_ft.features.store`), so one command's extraction is
+  the next one's cache hit;
+* extraction itself (:func:`~resnet_ft.features.extract.extract`): decode,
+  batch, run, commit shard by shard.
+
+Whether a run's saved classifier may reuse the features of the backbone file
+it was trained from is the other shared decision: :mod:`~resnet_ft.features.reuse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.features.engines import Function, engine_for
+from resnet_ft.features.extract import EXTRACT_BATCH, check_decodable, extract
+from resnet_ft.features.identity import default_cache_dir, salted
+from resnet_ft.features.store import FeatureCache, FeatureTable
+from resnet_ft.util.hashing import sha256_file
+
+if TYPE_CHECKING:
+    import keras
+
+#: Images per batch through the frozen stages (their outputs are large).
+BOUNDARY_BATCH = 16
+
+
+class Backbone:
+    """A frozen backbone as features are computed from it: identity, metadata, model on demand.
+
+    ``identity`` names the weights (the content hash of the file they come
+    from); ``None`` means weights with no stable identity (a model being
+    trained), whose features are never stored. The model is loaded only when
+    something must be computed, so a fully cached run never pays for it.
+    """
+
+    def __init__(self, identity: str | Callable[[], str] | None, metadata: dict[str, Any],
+                 model: keras.Model | Callable[[], keras.Model]) -> None:
+        self.metadata = metadata
+        self._identity, self._model = identity, model
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Backbone:
+        """A converted backbone file (``convert``'s output); hashed and loaded on demand."""
+        from resnet_ft.models.files import backbone_metadata, load_backbone, require_model_file
+
+        require_model_file(path)
+        return cls(lambda: sha256_file(path), backbone_metadata(path),
+                   lambda: load_backbone(path))
+
+    @property
+    def identity(self) -> str | None:
+        """The content hash of the weights' file (computed on first use), or ``None``."""
+        if callable(self._identity):
+            self._identity = self._identity()
+        return self._identity
+
+    @property
+    def model(self) -> keras.Model:
+        """The float32 backbone (loaded on first use)."""
+        if callable(self._model) and not hasattr(self._model, "layers"):
+            self._model = self._model()
+        return self._model  # type: ignore[return-value]
+
+
+class Featurizer:
+    """Features of image files under one backbone, precision and preprocessing.
+
+    ``store_root`` is the feature store's directory (``None``: nothing is
+    stored, everything computed); ``strategy`` spreads batches over replicas.
+    """
+
+    def __init__(self, backbone: Backbone, preprocessing: Preprocessing, precision: str, *,
+                 store_root: str | Path | None, console: Console, strategy: Any = None) -> None:
+        self.backbone, self.preprocessing, self.precision = backbone, preprocessing, precision
+        self.console, self.strategy = console, strategy
+        self.engine = engine_for(precision)
+        self.store: FeatureCache | None = None
+        if store_root is not None and backbone.identity is not None:
+            self.store = FeatureCache(Path(store_root), salted(backbone.identity, precision),
+                                      preprocessing, precision=precision)
+        self._functions: dict[tuple[int, str | None], Function] = {}
+
+    def function(self, views: int, cut: str | None = None) -> Function:
+        """``pixels -> outputs per view``: pooled, or the frozen stages' output below ``cut``."""
+        key = (views, cut)
+        if key not in self._functions:
+            self._functions[key] = self.engine.compile(
+                self.backbone.model, self.backbone.metadata, self.precision, views=views, cut=cut)
+        return self._functions[key]
+
+    def pooled(self, paths: list[Path], views: int,
+               description: str = "extracting features") -> FeatureTable:
+        """Pooled features ``(files, views, C)`` of ``paths``, from the store where possible."""
+        return extract(paths, _Lazy(self, views, None), self.preprocessing, views=views,
+                       cache=self.store, console=self.console, description=description,
+                       strategy=self.strategy)
+
+    def boundary(self, paths: list[Path], views: int, cut: str,
+                 description: str = "caching frozen stages") -> FeatureTable:
+        """The output of the stages below ``cut`` (``--trainable``'s mode), stored apart."""
+        store = None
+        if self.store is not None:
+            store = FeatureCache(self.store.base, self.store.backbone_id, self.preprocessing,
+                                 kind=f"boundary:{cut}")
+        return extract(paths, _Lazy(self, views, cut), self.preprocessing, views=views,
+                       cache=store, console=self.console, description=description,
+                       strategy=self.strategy, batch_size=BOUNDARY_BATCH, pool=False)
+
+    def decodable(self, paths: list[Path]) -> dict[int, str]:
+        """``{index: reason}`` of the files that cannot be decoded (nothing computed)."""
+        return check_decodable(paths, self.preprocessing, self.console)
+
+
+class _Lazy:
+    """The featurizer's function, compiled only when something must be computed (a warm store
+    needs no model); extraction resolves it before its first batch, outside any replica."""
+
+    def __init__(self, featurizer: Featurizer, views: int, cut: str | None) -> None:
+        self.featurizer, self.views, self.cut = featurizer, views, cut
+
+    def resolve(self) -> Function:
+        return self.featurizer.function(self.views, self.cut)
+
+
+def store_root(cache_dir: str | Path | None) -> Path:
+    """Where features are stored: ``cache_dir``, or the default cache location."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+__all__ = ["EXTRACT_BATCH", "Backbone", "Featurizer", "store_root"]

@@ -1,0 +1,86 @@
+"""The predictor interface: image files in, class probabilities out, decoded as training did.
+
+Every model that classifies — a run's Keras classifier, its compute copy in
+another precision, an ``--include-top`` ImageNet backbone, an exported
+SavedModel, TFLite, ONNX or OpenVINO model — is a :class:`Predictor`: a
+callable on pixels plus the labels and preprocessing that go with it. The
+same :func:`~resnet_ft.data.preprocessing.image_dataset` that training used
+decodes and resizes, so every model sees exactly the pixels training saw, and
+a file that cannot be decoded becomes an error for that file while the others
+are still scored. Models are loaded by :mod:`resnet_ft.inference.loaders`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+from resnet_ft.inference.options import DEFAULTS
+
+#: ``(index, probabilities or None, error or None)`` for one file.
+Scored = tuple[int, Any, str | None]
+
+
+@dataclass
+class Predictor:
+    """A model mapping pixels to class scores, its labels and its preprocessing.
+
+    ``model`` is called as ``model(pixels, training=False)``: the float32
+    Keras classifier as saved (exports and heat maps use it), or a runner of
+    an exported model. ``compute``, when set, scores pixels instead: the
+    compute copy that ``--precision`` asks for. ``softmax``: the model
+    outputs logits (an ImageNet backbone).
+    """
+
+    model: Any
+    labels: list[str]
+    preprocessing: Preprocessing
+    softmax: bool = False
+    compute: Callable[[np.ndarray], np.ndarray] | None = None
+    precision: str = DEFAULTS.precision  # what scores are computed in
+
+    def probabilities(self, paths: list[Path], batch_size: int = DEFAULTS.batch_size, *,
+                      tta: bool = False) -> Iterator[Scored]:
+        """Yield ``(index, probabilities or None, error or None)`` for every path, in order.
+
+        ``tta``: the mean of the probabilities of the image and its horizontal mirror.
+        """
+        for index, views, error in self.view_probabilities(paths, batch_size, 2 if tta else 1):
+            yield index, (None if views is None else views.mean(axis=0)), error
+
+    def view_probabilities(self, paths: list[Path], batch_size: int = DEFAULTS.batch_size,
+                           views: int = 1) -> Iterator[Scored]:
+        """Yield ``(index, (views, classes) probabilities or None, error or None)`` per path.
+
+        View 1 is the horizontal mirror (the second view of the feature cache);
+        both views go through the model as one batch.
+        """
+        dataset = image_dataset([str(p) for p in paths], self.preprocessing).batch(batch_size)
+        index = 0
+        for pixels, errors in dataset:
+            ok = np.array([not e for e in errors.numpy()])
+            scores = np.zeros((len(ok), views, len(self.labels)), np.float32)
+            if ok.any():
+                batch = pixels.numpy()[ok]
+                if views == 2:
+                    batch = np.concatenate([batch, batch[:, :, ::-1]])
+                out = self.scores(batch)
+                scores[ok] = np.stack(np.split(out, views), axis=1)
+            for row, error in enumerate(errors.numpy()):
+                yield index, (None if error else scores[row]), (error.decode() or None)
+                index += 1
+
+    def scores(self, pixels: np.ndarray) -> np.ndarray:
+        """Class probabilities of a batch of pixels (softmax of an ImageNet model's logits)."""
+        if self.compute is not None:
+            return self.compute(pixels)
+        out = np.asarray(self.model(pixels, training=False))
+        if self.softmax:
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out

@@ -1,0 +1,1 @@
+"""Run directories: the layout ``train`` writes and every reader reads (:mod:`.run`)."""
