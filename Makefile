@@ -38,15 +38,20 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
 	fi
 
+# Test processes (pytest-xdist): one per core of the 2-core CI machine; each test module runs
+# in one process (--dist loadscope), so its module fixtures are built once.
+WORKERS ?= 2
+
 # The suite under coverage (CLI child processes included; ~20 % slower than without, measured
 # on tests/e2e/test_cache.py), then the per-module table and the modules under 90 % of lines.
 test: lint browser
-	$(BIN)/python -m pytest --cov --cov-report=term --cov-report=json:.coverage.json
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadscope --durations=25 \
+	  --cov --cov-report=term --cov-report=json:.coverage.json
 	$(BIN)/python tests/coverage_floor.py .coverage.json 90
 
 # The suite alone, without coverage (faster while iterating).
 quick-test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadscope
 
 clean:
 	rm -rf demo .pytest_cache .ruff_cache

@@ -60,6 +60,22 @@ def backbone101(standin_checkpoint, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def backbone50(tmp_path_factory):
+    """A slim ResNet-50 stand-in backbone (no top): for tests that do not depend on the depth.
+
+    Building, loading, folding and tracing cost about half of ResNet-101's, and most
+    tests run several ``train`` calls.
+    """
+    from resnet_ft.conversion.converter import convert
+    from resnet_ft.conversion.standin import write_standin_checkpoint
+
+    folder = tmp_path_factory.mktemp("backbone50")
+    checkpoint = write_standin_checkpoint(folder / "resnet_v1_50.ckpt", 50)
+    convert(checkpoint, folder / "resnet_v1_50.keras")
+    return folder / "resnet_v1_50.keras"
+
+
+@pytest.fixture(scope="session")
 def flowers(tmp_path_factory):
     """5 classes x 8 small generated JPEGs in the flower_photos layout."""
     from resnet_ft.data.standin import write_standin_images

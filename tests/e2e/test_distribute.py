@@ -37,8 +37,8 @@ def _train_process(args, env_extra, out):
     return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
-def test_mirrored_two_replicas_match_one_device(flowers, backbone101, tmp_path, cli):
-    base = (flowers, "--backbone", backbone101, *COMMON)
+def test_mirrored_two_replicas_match_one_device(flowers, backbone50, tmp_path, cli):
+    base = (flowers, "--backbone", backbone50, *COMMON)
     single = cli("train", *base, "-o", tmp_path / "one", "--batch-size", 8,
                  "--cache-dir", tmp_path / "c1")
     assert single.code == 0, single.err
@@ -53,7 +53,7 @@ def test_mirrored_two_replicas_match_one_device(flowers, backbone101, tmp_path, 
         np.testing.assert_allclose(ours, ref, **TOLERANCE)
 
 
-def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path, cli):
+def test_two_workers_on_localhost_agree(flowers, backbone50, tmp_path, cli):
     """Two workers x batch 4 train what one device trains on the same global batch of 8.
 
     Comparing the workers with each other would pass if they never talked (each would
@@ -61,7 +61,7 @@ def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path, cli):
     unless the gradients were really summed across the two workers. Extraction is
     divided: each worker decodes its half of the files into the shared store.
     """
-    single = cli("train", flowers, "--backbone", backbone101, *COMMON, "-o", tmp_path / "one",
+    single = cli("train", flowers, "--backbone", backbone50, *COMMON, "-o", tmp_path / "one",
                  "--batch-size", 8, "--cache-dir", tmp_path / "c1")
     assert single.code == 0, single.err
     ports = [_free_port(), _free_port()]
@@ -72,7 +72,7 @@ def test_two_workers_on_localhost_agree(flowers, backbone101, tmp_path, cli):
         log = open(tmp_path / f"worker{index}.log", "w")  # noqa: SIM115 (closed below)
         logs.append(log)
         processes.append(_train_process(
-            (flowers, "--backbone", backbone101, *COMMON, "-o", tmp_path / "run",
+            (flowers, "--backbone", backbone50, *COMMON, "-o", tmp_path / "run",
              "--batch-size", 4, "--strategy", "multi-worker", "--cache-dir",
              tmp_path / "shared"), {"TF_CONFIG": config}, log))
     try:

@@ -29,13 +29,13 @@ def _finished(sweep_dir):
 
 
 @pytest.fixture(scope="module")
-def swept(trained, flowers, backbone101, tmp_path_factory):
+def swept(trained, flowers, backbone50, tmp_path_factory):
     """Four trials scored on train's validation split (--folds 1), on the warm cache."""
     from resnet_ft.cli import main
 
     _, cache = trained
     out = tmp_path_factory.mktemp("sweeps") / "flowers"
-    args = ["sweep", flowers, "--backbone", backbone101, "-o", out, "--trials", 4, "--folds", 1,
+    args = ["sweep", flowers, "--backbone", backbone50, "-o", out, "--trials", 4, "--folds", 1,
             "--cache-dir", cache, *SWEEP]
     assert main([str(a) for a in args]) == 0
     return out, cache
@@ -84,18 +84,18 @@ def test_best_trial_reproduces_through_train(swept, cli, tmp_path):
     assert float(winner["val_loss_mean"]) == pytest.approx(metrics["val_loss"], rel=1e-2)
 
 
-def test_existing_sweep_needs_resume_or_overwrite(swept, cli, flowers, backbone101):
+def test_existing_sweep_needs_resume_or_overwrite(swept, cli, flowers, backbone50):
     out, cache = swept
-    result = cli("sweep", flowers, "--backbone", backbone101, "-o", out, "--cache-dir", cache,
+    result = cli("sweep", flowers, "--backbone", backbone50, "-o", out, "--cache-dir", cache,
                  *SWEEP)
     assert_one_line_error(result, "not empty", "--resume")
 
 
-def test_killed_sweep_resumes_without_repeating_finished_trials(trained, flowers, backbone101,
+def test_killed_sweep_resumes_without_repeating_finished_trials(trained, flowers, backbone50,
                                                                  tmp_path, cli):
     _, cache = trained
     out = tmp_path / "sweep"
-    args = ["sweep", flowers, "--backbone", backbone101, "-o", out, "--trials", 6,
+    args = ["sweep", flowers, "--backbone", backbone50, "-o", out, "--trials", 6,
             "--folds", 2, "--cache-dir", cache, *SWEEP]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     process = subprocess.Popen([sys.executable, "-m", "resnet_ft", *map(str, args)],
@@ -137,9 +137,9 @@ def test_killed_sweep_resumes_without_repeating_finished_trials(trained, flowers
     ({"trainable": "block4"}, "trainable must be head"),
     ({"augment": ["flip", "crop"]}, "augment must be flip or none"),
 ], ids=["trainable", "augment"])
-def test_sweep_refuses_settings_without_cached_features(cli, flowers, backbone101, tmp_path,
+def test_sweep_refuses_settings_without_cached_features(cli, flowers, backbone50, tmp_path,
                                                         option, message):
-    result = cli("sweep", flowers, "--backbone", backbone101, "-o", tmp_path / "s",
+    result = cli("sweep", flowers, "--backbone", backbone50, "-o", tmp_path / "s",
                  "--config", _config(tmp_path, **option), *SMALL[:2])
     assert_one_line_error(result, message)
 
@@ -150,18 +150,18 @@ def test_sweep_refuses_settings_without_cached_features(cli, flowers, backbone10
     (("--folds", 9), "--folds 9 needs at least 9 usable images per class (the smallest "
                      "class has 8)"),
 ], ids=["trials", "metric", "folds"])
-def test_sweep_refuses_settings_it_cannot_score(cli, trained, flowers, backbone101, tmp_path,
+def test_sweep_refuses_settings_it_cannot_score(cli, trained, flowers, backbone50, tmp_path,
                                                 options, message):
     """Each refusal is one line, before any trial, and leaves no trials.csv behind."""
     _, cache = trained
     out = tmp_path / "s"
-    result = cli("sweep", flowers, "--backbone", backbone101, "-o", out, "--cache-dir", cache,
+    result = cli("sweep", flowers, "--backbone", backbone50, "-o", out, "--cache-dir", cache,
                  *WARM, *options)
     assert_one_line_error(result, message)
     assert not (out / "trials.csv").exists()
 
 
-def test_fixed_split_without_validation_images_is_refused(cli, trained, flowers, backbone101,
+def test_fixed_split_without_validation_images_is_refused(cli, trained, flowers, backbone50,
                                                           tmp_path):
     """--folds 1 scores on the split's val rows: with none, a one-line error, not a crash."""
     _, cache = trained
@@ -169,20 +169,20 @@ def test_fixed_split_without_validation_images_is_refused(cli, trained, flowers,
     rows = [f"{p},{p.parent.name},train" for p in sorted(flowers.glob("*/*.jpg"))]
     split.write_text("file,label,subset\n" + "\n".join(rows) + "\n")
     config = _config(tmp_path, split=str(split))
-    result = cli("sweep", flowers, "--backbone", backbone101, "-o", tmp_path / "s",
+    result = cli("sweep", flowers, "--backbone", backbone50, "-o", tmp_path / "s",
                  "--cache-dir", cache, "--folds", 1, "--config", config, *WARM)
     assert_one_line_error(result, "--folds 1 needs validation images")
 
 
-def test_resume_refuses_another_sweeps_settings(swept, cli, flowers, backbone101, tmp_path):
+def test_resume_refuses_another_sweeps_settings(swept, cli, flowers, backbone50, tmp_path):
     """--resume with other folds would mix scores of two searches in one study."""
     out, cache = swept
-    result = cli("sweep", flowers, "--backbone", backbone101, "-o", out, "--cache-dir", cache,
+    result = cli("sweep", flowers, "--backbone", backbone50, "-o", out, "--cache-dir", cache,
                  "--resume", "--folds", 2, *SWEEP)
     assert_one_line_error(result, "started with other settings (folds)", "new -o")
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = cli("sweep", flowers, "--backbone", backbone101, "-o", empty, "--resume", *SWEEP)
+    result = cli("sweep", flowers, "--backbone", backbone50, "-o", empty, "--resume", *SWEEP)
     assert_one_line_error(result, "sweep.yaml is missing or damaged")
 
 

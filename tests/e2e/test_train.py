@@ -1,4 +1,5 @@
-"""Training on generated class-per-folder data with the stand-in ResNet-101 backbone."""
+"""Training on generated class-per-folder data with the stand-in backbones (the shared run:
+ResNet-101; tests that run their own: ResNet-50, whose depth they do not depend on)."""
 
 from __future__ import annotations
 
@@ -128,9 +129,9 @@ def test_resume_without_training_state_is_refused(trained, cli, tmp_path):
     assert [p.name for p in (tmp_path / "empty").iterdir()] == [".lock"]
 
 
-def test_resume_continues_without_duplicating_history(flowers, backbone101, tmp_path, cli):
+def test_resume_continues_without_duplicating_history(flowers, backbone50, tmp_path, cli):
     run = tmp_path / "run"
-    base = ("--backbone", backbone101, "--cache-dir", tmp_path / "cache", "--val-split", 0.25,
+    base = ("--backbone", backbone50, "--cache-dir", tmp_path / "cache", "--val-split", 0.25,
             *SMALL)
     assert cli("train", flowers, "-o", run, "--epochs", 2, *base).code == 0
     result = cli("train", "-o", run, "--resume", "--epochs", 4)
@@ -141,8 +142,8 @@ def test_resume_continues_without_duplicating_history(flowers, backbone101, tmp_
     assert state["epoch"] == 4 and len(state["history"]) == 4
 
 
-def test_cache_and_online_paths_train_the_same_model(flowers, backbone101, tmp_path, cli):
-    common = (flowers, "--backbone", backbone101, "--epochs", 1, "--no-augment", "--seed", 3,
+def test_cache_and_online_paths_train_the_same_model(flowers, backbone50, tmp_path, cli):
+    common = (flowers, "--backbone", backbone50, "--epochs", 1, "--no-augment", "--seed", 3,
               "--val-split", 0.25, *SMALL)
     cached = cli("train", *common, "-o", tmp_path / "cached", "--cache-dir", tmp_path / "c")
     online = cli("train", *common, "-o", tmp_path / "online", "--no-cache")
@@ -152,10 +153,10 @@ def test_cache_and_online_paths_train_the_same_model(flowers, backbone101, tmp_p
     assert abs(float(a["val_loss"]) - float(b["val_loss"])) <= 1e-3
 
 
-def test_cached_views_match_online_flips(flowers, backbone101, tmp_path, cli):
+def test_cached_views_match_online_flips(flowers, backbone50, tmp_path, cli):
     """With flips on, the cached run draws one of two views per image per epoch exactly as the
     online run flips: same seed, same losses, epoch after epoch."""
-    common = (flowers, "--backbone", backbone101, "--epochs", 2, "--seed", 4,
+    common = (flowers, "--backbone", backbone50, "--epochs", 2, "--seed", 4,
               "--val-split", 0.25, *SMALL)
     cached = cli("train", *common, "-o", tmp_path / "cached", "--cache-dir", tmp_path / "c")
     online = cli("train", *common, "-o", tmp_path / "online", "--no-cache")
@@ -192,11 +193,11 @@ def test_train_and_val_folders(tmp_path):
     assert all("validation" in str(s.path) for s in split.val)
 
 
-def test_val_dir_with_other_classes_is_an_error(tmp_path, cli, backbone101):
+def test_val_dir_with_other_classes_is_an_error(tmp_path, cli, backbone50):
     write_standin_images(tmp_path / "train", classes=("a", "b"), per_class=2, min_size=32)
     write_standin_images(tmp_path / "other", classes=("a", "c"), per_class=2, min_size=32)
     result = cli("train", tmp_path / "train", "--val-dir", tmp_path / "other",
-                 "--backbone", backbone101, "-o", tmp_path / "run")
+                 "--backbone", backbone50, "-o", tmp_path / "run")
     assert_one_line_error(result, "missing ['b']", "unexpected ['c']")
 
 
@@ -217,10 +218,10 @@ def _odd_formats(folder):
     (folder / ".DS_Store").write_bytes(b"\0\0")
 
 
-def test_odd_formats_train_and_bad_files_are_reported(tmp_path, cli, backbone101):
+def test_odd_formats_train_and_bad_files_are_reported(tmp_path, cli, backbone50):
     write_standin_images(tmp_path / "data", classes=("plain",), per_class=7, min_size=32)
     _odd_formats(tmp_path / "data" / "odd")
-    base = (tmp_path / "data", "--backbone", backbone101, "--epochs", 1, "--val-split", 0.3,
+    base = (tmp_path / "data", "--backbone", backbone50, "--epochs", 1, "--val-split", 0.3,
             "--cache-dir", tmp_path / "cache", *SMALL)
     result = cli("train", *base, "-o", tmp_path / "run")
     assert result.code == 0, result.err
@@ -235,18 +236,18 @@ def test_odd_formats_train_and_bad_files_are_reported(tmp_path, cli, backbone101
     assert_one_line_error(strict, "--strict", "1 file(s) cannot be decoded", "broken.jpg")
 
 
-def test_class_without_usable_images_is_an_error(tmp_path, cli, backbone101):
+def test_class_without_usable_images_is_an_error(tmp_path, cli, backbone50):
     write_standin_images(tmp_path / "data", classes=("a", "b"), per_class=3, min_size=32)
     (tmp_path / "data" / "c").mkdir()
     (tmp_path / "data" / "c" / "x.jpg").write_bytes(b"junk")
-    result = cli("train", tmp_path / "data", "--backbone", backbone101, "-o", tmp_path / "r",
+    result = cli("train", tmp_path / "data", "--backbone", backbone50, "-o", tmp_path / "r",
                  "--cache-dir", tmp_path / "cache", *SMALL)
     assert_one_line_error(result, "no usable image", "c")
 
 
-def test_single_class_is_an_error(tmp_path, cli, backbone101):
+def test_single_class_is_an_error(tmp_path, cli, backbone50):
     write_standin_images(tmp_path / "data", classes=("only",), per_class=3, min_size=32)
-    result = cli("train", tmp_path / "data", "--backbone", backbone101, "-o", tmp_path / "r")
+    result = cli("train", tmp_path / "data", "--backbone", backbone50, "-o", tmp_path / "r")
     assert_one_line_error(result, "at least 2 class folders")
 
 
@@ -273,23 +274,23 @@ def test_bad_config_is_one_line_error(tmp_path, cli, config, fragment):
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_wins_over_config(tmp_path, flowers, backbone101, cli):
+def test_cli_wins_over_config(tmp_path, flowers, backbone50, cli):
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump({"data_dir": str(flowers), "backbone": str(backbone101),
+    path.write_text(yaml.safe_dump({"data_dir": str(flowers), "backbone": str(backbone50),
                                     "epochs": 7, "image_size": 48, "batch_size": 8,
                                     "cache_dir": str(tmp_path / "cache")}))
     assert cli("train", "--config", path, "-o", tmp_path / "run", "--epochs", 1).code == 0
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["epochs"] == 1
 
 
-def test_train_on_a_split_file(flowers, backbone101, tmp_path, cli):
+def test_train_on_a_split_file(flowers, backbone50, tmp_path, cli):
     """``--split FILE`` (e.g. doctor --fix-split's): exactly those files, on those sides."""
     files = sorted(flowers.rglob("*.jpg"))
     rows = [(str(f), f.parent.name, "val" if i % 5 == 0 else "train")
             for i, f in enumerate(files) if i % 2 == 0]
     split = tmp_path / "split.csv"
     split.write_text("file,label,subset\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
-    result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run", "--split",
+    result = cli("train", flowers, "--backbone", backbone50, "-o", tmp_path / "run", "--split",
                  split, "--epochs", 1, "--cache-dir", tmp_path / "cache", *SMALL)
     assert result.code == 0, result.err
     assert "(split file)" in result.out
@@ -297,15 +298,15 @@ def test_train_on_a_split_file(flowers, backbone101, tmp_path, cli):
     assert sorted(map(tuple, written)) == sorted(rows)
     bad = tmp_path / "bad.csv"
     bad.write_text(f"file,label,subset\n{files[0]},cacti,train\n")
-    refused = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "r2", "--split",
+    refused = cli("train", flowers, "--backbone", backbone50, "-o", tmp_path / "r2", "--split",
                   bad, *SMALL)
     assert_one_line_error(refused, f"split file {bad}, line 2: unknown class 'cacti'")
 
 
-def test_linear_head_trains_and_cannot_be_pruned(flowers, backbone101, tmp_path, cli):
+def test_linear_head_trains_and_cannot_be_pruned(flowers, backbone50, tmp_path, cli):
     """``--head linear``: GAP -> Dense N, the only trainable weights; pruning has nothing to cut."""
     run = tmp_path / "run"
-    result = cli("train", flowers, "--backbone", backbone101, "-o", run, "--head", "linear",
+    result = cli("train", flowers, "--backbone", backbone50, "-o", run, "--head", "linear",
                  "--epochs", 2, "--val-split", 0.25, "--cache-dir", tmp_path / "cache", *SMALL)
     assert result.code == 0, result.err
     summary = json.loads(cli("summary", run, "--json").out)
@@ -314,5 +315,5 @@ def test_linear_head_trains_and_cannot_be_pruned(flowers, backbone101, tmp_path,
     dense = [layer.name for layer in model.get_layer("head").layers if hasattr(layer, "units")]
     assert dense == ["head.logits"]
     assert yaml.safe_load((run / "config.yaml").read_text())["head"] == "linear"
-    assert_one_line_error(cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "p",
+    assert_one_line_error(cli("train", flowers, "--backbone", backbone50, "-o", tmp_path / "p",
                               "--head", "linear", "--prune-head", 0.5), "the linear head has none")

@@ -19,11 +19,11 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def messy_run(corpus, backbone101, tmp_path_factory):
+def messy_run(corpus, backbone50, tmp_path_factory):
     from resnet_ft.cli import main
 
     work = tmp_path_factory.mktemp("messy_run")
-    args = ["train", corpus.root, "--backbone", backbone101, "-o", work / "run", "--epochs", 1,
+    args = ["train", corpus.root, "--backbone", backbone50, "-o", work / "run", "--epochs", 1,
             "--val-split", 0.3, "--cache-dir", work / "cache", *SMALL]
     assert main([str(a) for a in args]) == 0
     return work
@@ -50,8 +50,8 @@ def test_exif_rotation_is_applied(corpus):
     assert decode_image(rotated).shape == (64, 48, 3)  # stored 64 wide x 48 high
 
 
-def test_train_prints_report_and_strict_refuses(corpus, backbone101, messy_run, cli):
-    args = ("train", corpus.root, "--backbone", backbone101, "--epochs", 1, "--val-split", 0.3,
+def test_train_prints_report_and_strict_refuses(corpus, backbone50, messy_run, cli):
+    args = ("train", corpus.root, "--backbone", backbone50, "--epochs", 1, "--val-split", 0.3,
             "--cache-dir", messy_run / "cache", *SMALL)
     again = cli(*args, "-o", messy_run / "again")
     assert again.code == 0, again.err
@@ -91,9 +91,9 @@ def test_evaluate_skips_bad_files(corpus, messy_run, cli):
         assert f"skipped {path}" in result.err
 
 
-def test_torn_cache_entry_is_never_served(corpus, backbone101, messy_run, cli, tmp_path):
+def test_torn_cache_entry_is_never_served(corpus, backbone50, messy_run, cli, tmp_path):
     cache = tmp_path / "cache"
-    args = ("train", corpus.root, "--backbone", backbone101, "--epochs", 1, "--val-split", 0.3,
+    args = ("train", corpus.root, "--backbone", backbone50, "--epochs", 1, "--val-split", 0.3,
             "--no-augment", "--cache-dir", cache, *SMALL)
     first = cli(*args, "-o", tmp_path / "first")
     assert first.code == 0, first.err

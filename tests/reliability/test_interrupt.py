@@ -12,10 +12,10 @@ from support.cli import SMALL, resume_one_more_epoch
 from support.process import LineWatcher
 
 
-def test_sigint_saves_state_and_resume_finishes(flowers, backbone101, tmp_path):
+def test_sigint_saves_state_and_resume_finishes(flowers, backbone50, tmp_path):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "resnet_ft", "train", str(flowers), "--backbone",
-            str(backbone101), "-o", str(run), "--epochs", "30", "--no-cache", "--val-split",
+            str(backbone50), "-o", str(run), "--epochs", "30", "--no-cache", "--val-split",
             "0.25", *map(str, SMALL)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

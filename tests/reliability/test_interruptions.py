@@ -17,11 +17,11 @@ from support.process import LineWatcher
 from resnet_ft.models.files import load_model
 
 
-def test_kill_9_then_resume(flowers, backbone101, tmp_path, cli):
+def test_kill_9_then_resume(flowers, backbone50, tmp_path, cli):
     """A second writer is refused while the run is alive; a killed run's lock blocks nothing."""
     run = tmp_path / "run"
     args = [sys.executable, "-m", "resnet_ft", "train", str(flowers), "--backbone",
-            str(backbone101), "-o", str(run), "--epochs", "40", "--no-cache", "--val-split",
+            str(backbone50), "-o", str(run), "--epochs", "40", "--no-cache", "--val-split",
             "0.25", *map(str, SMALL)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -32,7 +32,7 @@ def test_kill_9_then_resume(flowers, backbone101, tmp_path, cli):
         second = cli("train", "-o", run, "--resume", "--epochs", 41)
         assert_one_line_error(second, f"run directory {run} is being written by another "
                               f"resnet-ft process (pid {process.pid})")
-        again = cli("train", flowers, "--backbone", backbone101, "-o", run, "--overwrite")
+        again = cli("train", flowers, "--backbone", backbone50, "-o", run, "--overwrite")
         assert_one_line_error(again, f"pid {process.pid}")
         time.sleep(0.3)  # land somewhere inside epoch 3
     finally:
@@ -48,15 +48,15 @@ def test_kill_9_then_resume(flowers, backbone101, tmp_path, cli):
     assert not [p.name for p in (run / "state").iterdir() if p.name.startswith(".")]
 
 
-def test_read_only_output_directory(cli, standin_checkpoint, flowers, backbone101):
+def test_read_only_output_directory(cli, standin_checkpoint, flowers, backbone50):
     result = cli("convert", standin_checkpoint, "-o", "/proc/resnet_ft_test/backbone.keras")
     assert_one_line_error(result, "cannot write", code=1)
-    result = cli("train", flowers, "--backbone", backbone101, "-o", "/proc/resnet_ft_run")
+    result = cli("train", flowers, "--backbone", backbone50, "-o", "/proc/resnet_ft_run")
     assert result.code == 1 and len(result.error_lines) == 1, result.err
     assert result.error_lines[0].startswith("error: ")
 
 
-def test_really_read_only_mount(standin_checkpoint, flowers, backbone101, tmp_path):
+def test_really_read_only_mount(standin_checkpoint, flowers, backbone50, tmp_path):
     """A read-only tmpfs, mounted in a private mount namespace (chmod does not stop root)."""
     target = tmp_path / "ro"
     target.mkdir()
@@ -65,7 +65,7 @@ def test_really_read_only_mount(standin_checkpoint, flowers, backbone101, tmp_pa
         f"mount -t tmpfs -o ro,size=1m tmpfs {target} || exit 99; "
         f"{python} convert {standin_checkpoint} -o {target}/b.keras 2> {tmp_path}/convert.err; "
         f"echo $? > {tmp_path}/convert.code; "
-        f"{python} train {flowers} --backbone {backbone101} -o {target}/run "
+        f"{python} train {flowers} --backbone {backbone50} -o {target}/run "
         f"--image-size 48 2> {tmp_path}/train.err; echo $? > {tmp_path}/train.code; "
         f"ls -A {target} > {tmp_path}/left"
     )
@@ -93,7 +93,7 @@ def test_disk_full_during_convert_leaves_nothing(cli, standin_checkpoint, tmp_pa
     assert list(out.parent.iterdir()) == []
 
 
-def test_disk_full_while_caching_leaves_no_torn_entry(flowers, backbone101, tmp_path, cli,
+def test_disk_full_while_caching_leaves_no_torn_entry(flowers, backbone50, tmp_path, cli,
                                                       monkeypatch):
     import resnet_ft.util.atomic
 
@@ -108,13 +108,13 @@ def test_disk_full_while_caching_leaves_no_torn_entry(flowers, backbone101, tmp_
 
     monkeypatch.setattr(resnet_ft.util.atomic, "_fsync", fail_later)
     cache = tmp_path / "cache"
-    result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run",
+    result = cli("train", flowers, "--backbone", backbone50, "-o", tmp_path / "run",
                  "--cache-dir", cache, *SMALL)
     assert_one_line_error(result, "No space left on device", code=1)
     entries = [p for p in cache.rglob("*") if p.is_file()]
     assert all(p.suffix == ".shard" and not p.name.startswith(".") for p in entries)
     monkeypatch.setattr(resnet_ft.util.atomic, "_fsync", real_fsync)  # space again
-    again = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run2",
+    again = cli("train", flowers, "--backbone", backbone50, "-o", tmp_path / "run2",
                 "--cache-dir", cache, *SMALL)
     assert again.code == 0, again.err
 

@@ -56,7 +56,9 @@ def view_outputs(model: keras.Model, views: int, *, pool: bool) -> Any:
     """
     import tensorflow as tf
 
+    # branches on Python values only: nothing for AutoGraph to convert, traced as written
     @tf.function(reduce_retracing=True)
+    @tf.autograph.experimental.do_not_convert
     def run(pixels: tf.Tensor) -> tf.Tensor:
         batch = pixels if views == 1 else tf.concat([pixels, tf.reverse(pixels, [2])], 0)
         result = model(batch, training=False)
