@@ -39,6 +39,10 @@ class OutputError(ResnetFtError):
     """An output cannot be written (permissions, disk full, ...)."""
 
 
+class NonFiniteError(ResnetFtError):
+    """A computation produced NaN or infinity; the message says what, where and what to do."""
+
+
 def one_line(exc: BaseException, limit: int | None = None) -> str:
     """The first line of an exception's message, whitespace-collapsed, for an ``error:`` line.
 

@@ -2,8 +2,10 @@
 
 All families go through :func:`port_weights`, so the guarantees are uniform:
 nothing is assigned until everything has been checked, and every missing
-variable, shape mismatch and unexpected source array is reported together in
-one message instead of failing on the first.
+variable, shape mismatch, unexpected source array, array stored in a
+non-float type (an integer tensor of the right byte count would convert into
+garbage) and array holding NaN or infinity is reported together in one
+message instead of failing on the first.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ def port_weights(model: keras.Model, source: SourceWeights, *, include_top: bool
     assignments: list[tuple[object, np.ndarray]] = []
     missing: list[str] = []
     mismatched: list[str] = []
+    not_float: list[str] = []
+    not_finite: list[str] = []
     used: set[str] = set()
     for layer in model.layers:
         for variable in layer.weights:
@@ -37,6 +41,9 @@ def port_weights(model: keras.Model, source: SourceWeights, *, include_top: bool
                 missing.append(key)
                 continue
             stored = source.tensors[key]
+            if stored.dtype.kind != "f":
+                not_float.append(f"{key} ({stored.dtype})")
+                continue
             value = hook(stored) if hook is not None else stored
             if tuple(value.shape) != tuple(variable.shape):
                 # Both shapes in the Keras layout, plus the file's own where it differs.
@@ -45,13 +52,18 @@ def port_weights(model: keras.Model, source: SourceWeights, *, include_top: bool
                     f"{key}: expected {tuple(variable.shape)}, found {tuple(value.shape)}{raw}"
                 )
                 continue
-            assignments.append((variable, value))
+            if not np.isfinite(value).all():
+                not_finite.append(key)
+                continue
+            assignments.append((variable, value.astype(np.float32)))
     skipped = set() if include_top else set(source.top_keys)
     unexpected = sorted(set(source.tensors) - used - skipped - set(source.ignored))
     problems = [
         _listing("missing", missing),
         _listing("shape mismatch", mismatched),
         _listing("unexpected", unexpected),
+        _listing("stored in a non-float type", not_float),
+        _listing("holding NaN or infinity", not_finite),
     ]
     problems = [p for p in problems if p]
     if problems:

@@ -37,7 +37,7 @@ from resnet_ft.evaluation.plots import plot_confusion
 from resnet_ft.features.featurizer import Featurizer
 from resnet_ft.inference.loaders import load_predictor
 from resnet_ft.inference.options import InferenceOptions, inference_options
-from resnet_ft.inference.predictor import Predictor
+from resnet_ft.inference.predictor import NON_FINITE, Predictor
 from resnet_ft.runs.run import Run
 from resnet_ft.util.atomic import write_text
 from resnet_ft.util.tables import csv_text
@@ -173,18 +173,25 @@ def score(predictor: Predictor, samples: list[Sample], options: InferenceOptions
 
 
 def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int):
-    """(found indices, (n, views, classes) probabilities, skipped, cache hits) via the store."""
+    """(found indices, (n, views, classes) probabilities, skipped, cache hits) via the store.
+
+    Files whose probabilities are not finite are skipped with a reason, as ``predict``
+    reports them.
+    """
     from resnet_ft.models.head import probabilities
 
     table = cached.featurizer.pooled(paths, views)
-    found = [i for i in range(len(paths)) if i not in table.errors]
-    features = np.asarray(table.values)[found]
+    decoded = [i for i in range(len(paths)) if i not in table.errors]
+    features = np.asarray(table.values)[decoded]
     probs = np.stack([
         np.concatenate([probabilities(cached.head, features[start:start + HEAD_BATCH, view])
-                        for start in range(0, max(len(found), 1), HEAD_BATCH)])
+                        for start in range(0, max(len(decoded), 1), HEAD_BATCH)])
         for view in range(views)], axis=1)
-    skipped = {str(paths[i]): reason for i, reason in sorted(table.errors.items())}
-    return found, probs, skipped, len(found) - table.extracted
+    finite = np.isfinite(probs).all(axis=(1, 2))
+    errors = {**table.errors, **{decoded[i]: NON_FINITE for i in np.flatnonzero(~finite)}}
+    skipped = {str(paths[i]): reason for i, reason in sorted(errors.items())}
+    found = [i for i, ok in zip(decoded, finite, strict=True) if ok]
+    return found, probs[finite], skipped, len(decoded) - table.extracted
 
 
 def cached_head(run: Path, predictor: Predictor, precision: str | None = None,

@@ -25,9 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich.console import Console
 
 from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.errors import NonFiniteError
 from resnet_ft.features.engines import Function, engine_for
 from resnet_ft.features.extract import EXTRACT_BATCH, check_decodable, extract
 from resnet_ft.features.identity import default_cache_dir, salted
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 #: Images per batch through the frozen stages (their outputs are large).
 BOUNDARY_BATCH = 16
+#: Files a non-finite-features error names before "and N more".
+LISTED = 3
 
 
 class Backbone:
@@ -51,8 +55,8 @@ class Backbone:
     """
 
     def __init__(self, identity: str | Callable[[], str] | None, metadata: dict[str, Any],
-                 model: keras.Model | Callable[[], keras.Model]) -> None:
-        self.metadata = metadata
+                 model: keras.Model | Callable[[], keras.Model], source: str = "") -> None:
+        self.metadata, self.source = metadata, source
         self._identity, self._model = identity, model
 
     @classmethod
@@ -62,7 +66,7 @@ class Backbone:
 
         require_model_file(path)
         return cls(lambda: sha256_file(path), backbone_metadata(path),
-                   lambda: load_backbone(path))
+                   lambda: load_backbone(path), str(path))
 
     @property
     def identity(self) -> str | None:
@@ -94,12 +98,18 @@ class Featurizer:
         self.store: FeatureCache | None = None
         if store_root is not None and backbone.identity is not None:
             self.store = FeatureCache(Path(store_root), salted(backbone.identity, precision),
-                                      preprocessing, precision=precision)
+                                      preprocessing, precision=precision, warn=self._say)
         self._functions: dict[tuple[int, str | None], Function] = {}
+
+    def _say(self, line: str) -> None:
+        """One line about the store (a shard set aside), printed as it is: no markup."""
+        self.console.print(line, markup=False, highlight=False)
 
     def function(self, views: int, cut: str | None = None) -> Function:
         """``pixels -> outputs per view``: pooled, or the frozen stages' output below ``cut``."""
         key = (views, cut)
+        if not self._functions:
+            _require_finite(self.backbone)
         if key not in self._functions:
             self._functions[key] = self.engine.compile(
                 self.backbone.model, self.backbone.metadata, self.precision, views=views, cut=cut)
@@ -108,9 +118,9 @@ class Featurizer:
     def pooled(self, paths: list[Path], views: int,
                description: str = "extracting features") -> FeatureTable:
         """Pooled features ``(files, views, C)`` of ``paths``, from the store where possible."""
-        return extract(paths, _Lazy(self, views, None), self.preprocessing, views=views,
-                       cache=self.store, console=self.console, description=description,
-                       strategy=self.strategy)
+        return _finite(paths, extract(
+            paths, _Lazy(self, views, None), self.preprocessing, views=views, cache=self.store,
+            console=self.console, description=description, strategy=self.strategy))
 
     def boundary(self, paths: list[Path], views: int, cut: str,
                  description: str = "caching frozen stages") -> FeatureTable:
@@ -118,14 +128,45 @@ class Featurizer:
         store = None
         if self.store is not None:
             store = FeatureCache(self.store.base, self.store.backbone_id, self.preprocessing,
-                                 kind=f"boundary:{cut}")
-        return extract(paths, _Lazy(self, views, cut), self.preprocessing, views=views,
-                       cache=store, console=self.console, description=description,
-                       strategy=self.strategy, batch_size=BOUNDARY_BATCH, pool=False)
+                                 kind=f"boundary:{cut}", warn=self._say)
+        return _finite(paths, extract(
+            paths, _Lazy(self, views, cut), self.preprocessing, views=views, cache=store,
+            console=self.console, description=description, strategy=self.strategy,
+            batch_size=BOUNDARY_BATCH, pool=False))
 
     def decodable(self, paths: list[Path]) -> dict[int, str]:
         """``{index: reason}`` of the files that cannot be decoded (nothing computed)."""
         return check_decodable(paths, self.preprocessing, self.console)
+
+
+def _require_finite(backbone: Backbone) -> None:
+    """Refuse a backbone holding NaN or infinity: compiled graphs can turn those into finite
+    garbage (measured: an infinite BatchNorm beta gave the same finite features for every
+    image once grappler had optimised the graph), so checking outputs alone is not enough."""
+    bad = [weight.path for weight in backbone.model.weights
+           if not np.isfinite(np.asarray(weight)).all()]
+    if bad:
+        shown = ", ".join(bad[:LISTED]) + (f" and {len(bad) - LISTED} more"
+                                           if len(bad) > LISTED else "")
+        name = f" {backbone.source}" if backbone.source else ""
+        raise NonFiniteError(f"the backbone{name} holds NaN or infinity in {len(bad)} "
+                             f"weight(s) ({shown}): its features would be garbage. Convert the "
+                             "checkpoint again (convert refuses non-finite weights)")
+
+
+def _finite(paths: list[Path], table: FeatureTable) -> FeatureTable:
+    """``table``, unless the backbone computed NaN or infinity for some file: then a one-line
+    error naming them (nothing of theirs was stored)."""
+    if not table.nonfinite:
+        return table
+    items = sorted(table.nonfinite.items())
+    listing = "; ".join(f"{paths[i]}: {reason}" for i, reason in items[:LISTED])
+    more = f"; and {len(items) - LISTED} more" if len(items) > LISTED else ""
+    raise NonFiniteError(
+        f"the backbone computes non-finite features for {len(items)} of {len(paths)} file(s) "
+        f"({listing}{more}); none of them was stored. Check the backbone (convert refuses "
+        "non-finite weights; a backbone edited since may hold some), or use --precision "
+        "float32")
 
 
 class _Lazy:

@@ -23,6 +23,7 @@ class ShardIndex:
         self.errors: dict[bytes, str] = {}
         self._keys: list[np.ndarray] = []
         self._starts = [0]
+        self._dead: set[int] = set()
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, shard: Shard) -> None:
@@ -32,6 +33,28 @@ class ShardIndex:
         self._starts.append(self._starts[-1] + len(shard.keys))
         self.errors.update(shard.errors)
         self._sorted = None
+
+    def remove(self, shard: Shard) -> None:
+        """Make a shard's entries unfindable (one that failed its checks).
+
+        Its place in the index stays, with keys no entry can have (all zero bytes:
+        a real key never ends in zero), so row ids of the other shards keep their
+        meaning for tables already handed out.
+        """
+        position = next(i for i, known in enumerate(self.shards) if known is shard)
+        self._dead.add(position)
+        self._keys[position] = np.zeros(len(shard.keys), KEY_DTYPE)
+        self.errors = {}
+        for index, known in enumerate(self.shards):
+            if index not in self._dead:
+                self.errors.update(known.errors)
+        self._sorted = None
+
+    def shards_of(self, ids: np.ndarray) -> list[Shard]:
+        """The shards rows ``ids`` (any shape; ``-1``: none) are read from."""
+        found = np.unique(ids[ids >= 0])
+        which = np.unique(np.searchsorted(np.asarray(self._starts), found, side="right") - 1)
+        return [self.shards[int(i)] for i in which]
 
     @property
     def row_shape(self) -> tuple[int, ...]:

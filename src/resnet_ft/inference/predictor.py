@@ -22,6 +22,9 @@ import numpy as np
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
 from resnet_ft.inference.options import DEFAULTS
 
+#: The error of a file whose probabilities are not finite.
+NON_FINITE = ("the model computes non-finite probabilities (NaN or inf); its weights are "
+              "damaged or diverged")
 #: ``(index, probabilities or None, error or None)`` for one file.
 Scored = tuple[int, Any, str | None]
 
@@ -58,12 +61,14 @@ class Predictor:
         """Yield ``(index, (views, classes) probabilities or None, error or None)`` per path.
 
         View 1 is the horizontal mirror (the second view of the feature cache);
-        both views go through the model as one batch.
+        both views go through the model as one batch. Probabilities that are not
+        finite (a model with NaN or infinite weights) are an error for that file.
         """
         dataset = image_dataset([str(p) for p in paths], self.preprocessing).batch(batch_size)
         index = 0
         for pixels, errors in dataset:
-            ok = np.array([not e for e in errors.numpy()])
+            reasons = [error.decode() for error in errors.numpy()]
+            ok = np.array([not reason for reason in reasons])
             scores = np.zeros((len(ok), views, len(self.labels)), np.float32)
             if ok.any():
                 batch = pixels.numpy()[ok]
@@ -71,8 +76,10 @@ class Predictor:
                     batch = np.concatenate([batch, batch[:, :, ::-1]])
                 out = self.scores(batch)
                 scores[ok] = np.stack(np.split(out, views), axis=1)
-            for row, error in enumerate(errors.numpy()):
-                yield index, (None if error else scores[row]), (error.decode() or None)
+            for row, reason in enumerate(reasons):
+                if not reason and not np.isfinite(scores[row]).all():
+                    reason = NON_FINITE
+                yield index, (None if reason else scores[row]), (reason or None)
                 index += 1
 
     def scores(self, pixels: np.ndarray) -> np.ndarray:

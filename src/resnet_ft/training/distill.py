@@ -38,7 +38,7 @@ from rich.console import Console
 
 from resnet_ft.config import DistillConfig, make_config
 from resnet_ft.data.folders import Split, list_images
-from resnet_ft.errors import InputError
+from resnet_ft.errors import InputError, NonFiniteError
 from resnet_ft.features.featurizer import Backbone, Featurizer
 from resnet_ft.features.reuse import run_backbone
 from resnet_ft.models.files import load_model
@@ -161,6 +161,10 @@ class Teacher:
         self.val_probs = softmax(np.asarray(logits(head, val[:, 0]), np.float64))
         scaled = softmax(np.asarray(logits(head, train.reshape(-1, train.shape[-1])),
                                     np.float64) / self.loss.temperature)
+        if not (np.isfinite(scaled).all() and np.isfinite(self.val_probs).all()):
+            raise NonFiniteError(f"teacher {self.run.model_path} computes non-finite "
+                                 "probabilities (NaN or inf): its head's weights are damaged "
+                                 "or diverged; retrain the teacher")
         return scaled.reshape(len(train), views, -1).astype(np.float32)
 
     def _featurizer(self, reader: Reader) -> tuple[Any, Featurizer]:

@@ -10,6 +10,7 @@ what it has and exits with 130.
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from rich.console import Console
 
 from resnet_ft.config import TrainConfig
 from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.errors import EXIT_INTERRUPTED, ResnetFtError
+from resnet_ft.errors import EXIT_INTERRUPTED, NonFiniteError, ResnetFtError
 from resnet_ft.runs.run import Run
 from resnet_ft.training.plan import PhasePlan
 from resnet_ft.training.state import RunState
@@ -101,6 +102,9 @@ def _run_phase(ctx: RunContext, phase: Phase, callbacks: Sequence[Callback], vie
         started = time.perf_counter()
         loss, accuracy = _train_epoch(ctx, phase, epoch, views, interrupted)
         val_loss, val_acc, _ = evaluate(phase.model, phase.source, ctx.y_val)
+        if not math.isfinite(val_loss):
+            raise NonFiniteError(f"non-finite validation loss ({val_loss}) after epoch {epoch} "
+                                 f"(phase {phase.plan.number}): the weights diverged")
         row = {"epoch": epoch, "phase": phase.plan.number, "loss": loss, "accuracy": accuracy,
                "val_loss": val_loss, "val_accuracy": val_acc,
                "seconds": round(time.perf_counter() - started, 3),
@@ -140,6 +144,10 @@ def _train_epoch(ctx: RunContext, phase: Phase, epoch: int, views: int,
             x, *teacher = batch if isinstance(batch, tuple) else (batch,)
             y = ctx.y_train[order[seen : seen + len(x)]]
             batch_loss, batch_correct = phase.step(x, y, *teacher)
+            if not math.isfinite(float(batch_loss)):
+                raise NonFiniteError(
+                    f"non-finite training loss ({float(batch_loss)}) in epoch {epoch} (phase "
+                    f"{phase.plan.number}, images {seen + 1}-{seen + len(x)} of its order)")
             total += float(batch_loss)
             correct += float(batch_correct)
             seen += len(x)

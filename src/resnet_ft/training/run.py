@@ -42,6 +42,7 @@ from rich.console import Console
 
 from resnet_ft.config import TrainConfig, make_config
 from resnet_ft.data.folders import Split
+from resnet_ft.errors import NonFiniteError
 from resnet_ft.features.featurizer import Backbone
 from resnet_ft.runs.run import CONFIG_FILE, Run
 from resnet_ft.training.artifacts import finish, save_classifier, write_run_files
@@ -199,6 +200,8 @@ def _run(ctx: RunContext, plan: Plan, phases: list[Phase], nets: Networks, reade
             finish(ctx, phases, nets)
         raise Interrupted(f"interrupted; state saved after epoch {ctx.state['epoch']}. "
                           f"Resume with: {resume}") from None
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{exc}. {_after_divergence(ctx, resume)}") from None
     metrics = finish(ctx, phases, nets)
     if not plan.prune:
         return metrics, phases[ctx.state["best_phase"] - 1]
@@ -207,6 +210,19 @@ def _run(ctx: RunContext, plan: Plan, phases: list[Phase], nets: Networks, reade
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted while pruning; the unpruned model is saved. "
                           f"Prune it with: {resume}") from None
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"{exc} while pruning; the unpruned model is saved. Lower --lr "
+                             f"or --prune-epochs and prune it with: {resume}") from None
+
+
+def _after_divergence(ctx: RunContext, resume: str) -> str:
+    """What to do after a non-finite loss: the last good epoch is kept for --resume."""
+    done = ctx.state["epoch"]
+    if not done:
+        return ("No epoch completed: lower --lr (or --fine-tune-lr), check the data, and run "
+                "again with --overwrite")
+    return (f"Epochs up to {done} are saved: lower --lr (or --fine-tune-lr) and resume with: "
+            f"{resume} --lr NEW_RATE")
 
 
 def _phases(ctx: RunContext, plan: Plan, nets: Networks, reader: Reader, pooled: Any,

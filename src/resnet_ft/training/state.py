@@ -108,12 +108,18 @@ class RunState:
                 stale.unlink(missing_ok=True)
 
     def restore(self, state: dict[str, Any], head, optimizer) -> None:
+        """The committed epoch's weights and optimizer state, but the run's own learning rate.
+
+        The rate is the config's (``--resume --lr LOWER`` after a divergence must train
+        at the lower rate), not the one the optimizer stored.
+        """
         head.load_weights(self.dir / f"head-{state['epoch']}.weights.h5")
         if not optimizer.built:
             optimizer.build(head.trainable_variables)
         with np.load(self.dir / f"optimizer-{state['epoch']}.npz", allow_pickle=False) as saved:
             for index, variable in enumerate(optimizer.variables):
-                variable.assign(saved[f"arr_{index}"])
+                if not variable.path.endswith("learning_rate"):
+                    variable.assign(saved[f"arr_{index}"])
 
     def best_weights(self, state: dict[str, Any]) -> Path:
         return self.dir / f"best-{state['best_epoch']}.weights.h5"

@@ -26,7 +26,7 @@ SCORES = ("score_mean", "score_std", "accuracy_mean", "accuracy_std", "val_loss_
 CONFIRMED_FIELDS = ("score_mean", "accuracy_mean", "val_loss_mean", "best_epochs")
 TRIAL_FIELDS = ("number", "state", *PARAMETERS, *SCORES, "folds_done", "epochs_done",
                 "best_epochs", "seconds", "retry_of",
-                *(f"confirmed_{name}" for name in CONFIRMED_FIELDS))
+                *(f"confirmed_{name}" for name in CONFIRMED_FIELDS), "failure")
 SETTINGS_FILE = "sweep.yaml"
 #: The study's user attribute holding the confirmation of its best trial.
 CONFIRMED = "confirmed"
@@ -61,7 +61,7 @@ def trials_csv(trials: list[Any], confirmed: dict[str, Any] | None = None) -> st
                      _epochs(attrs.get("best_epochs", [])),
                      _number(attrs.get("seconds")), attrs.get("retry_of", ""),
                      *(_number(check.get(s)) for s in CONFIRMED_FIELDS[:-1]),
-                     _epochs(check.get("best_epochs", []))])
+                     _epochs(check.get("best_epochs", [])), attrs.get("failure", "")])
     return csv_text(TRIAL_FIELDS, rows)
 
 

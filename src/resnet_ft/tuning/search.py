@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 
 from resnet_ft.config import TrainConfig
+from resnet_ft.errors import NonFiniteError
 from resnet_ft.training.crossval.exact import exact_cross_validate
 from resnet_ft.training.crossval.fit import Fit, HeadTrainer, cross_validate
 from resnet_ft.training.loop import Interrupted
@@ -43,13 +44,17 @@ class Search:
         self.axes: list[str] = []
 
     def run(self, study: Any, trials: int) -> None:
-        remaining = trials - len(counted(study))
-        if remaining <= 0:
+        """Trials until ``trials`` have finished (failed ones, say diverged, are run again
+        with new settings, unless a whole round fails), then the winner's confirmation."""
+        if len(counted(study)) >= trials:
             self.console.print(f"{len(counted(study))} trials already done")
         try:
-            if remaining > 0:
-                study.optimize(self.objective, n_trials=remaining,
+            while (remaining := trials - len(counted(study))) > 0:
+                # a diverged trial fails with its reason; the sweep goes on
+                study.optimize(self.objective, n_trials=remaining, catch=(NonFiniteError,),
                                callbacks=[lambda s, t: self.after_trial(s, trials)])
+                if len(counted(study)) == trials - remaining:
+                    break  # every trial of the round failed: more would fail alike
             self.finish(study)
         except KeyboardInterrupt:
             raise Interrupted(
@@ -78,6 +83,10 @@ class Search:
             _set_attrs(trial, {"folds_done": 0, "epochs_done": ran[0],
                                "seconds": time.perf_counter() - started})
             raise
+        except NonFiniteError as exc:
+            _set_attrs(trial, {"folds_done": 0, "epochs_done": ran[0], "failure": str(exc),
+                               "seconds": time.perf_counter() - started})
+            raise
         _set_attrs(trial, {**fold_scores(fits, self.metric), "epochs_done": ran[0],
                            "seconds": time.perf_counter() - started})
         return trial.user_attrs["score_mean"]
@@ -95,6 +104,8 @@ class Search:
                  if value is not None else finished.state.name.lower())
         if finished.state.name == "PRUNED":
             score += f" after {finished.user_attrs.get('epochs_done', 0)} epochs"
+        if "failure" in finished.user_attrs:
+            score += f" ({finished.user_attrs['failure']})"
         leader = (f"best {best.value:.4f} (trial {best.number})" if best else "no best yet")
         self.console.print(f"trial {done}/{trials} (#{finished.number}): {score}  |  {leader}"
                            f"  |  ETA {_duration(eta)}")

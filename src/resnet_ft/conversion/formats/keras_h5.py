@@ -230,4 +230,4 @@ def _decode(value: object) -> str:
 
 
 def _array(dataset: h5py.Dataset) -> np.ndarray:
-    return np.asarray(dataset[()], dtype=np.float32)
+    return np.asarray(dataset[()])  # dtype checked when ported

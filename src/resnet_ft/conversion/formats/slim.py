@@ -113,7 +113,7 @@ def read(path: Path, depth: int | None = None) -> SourceWeights:
         if name in ignored:
             continue
         try:
-            tensors[name] = np.asarray(reader.get_tensor(name), dtype=np.float32)
+            tensors[name] = np.asarray(reader.get_tensor(name))  # dtype checked when ported
         except (*_READ_ERRORS, tf.errors.OpError) as exc:
             raise CheckpointError(
                 f"cannot read variable {name} from {path} (truncated or corrupt data file?): "

@@ -114,8 +114,9 @@ def read_torch(path: Path, depth: int | None = None) -> SourceWeights:
             + (f" with keys {keys}" if keys else "")
             + " instead of names -> tensors (save model.state_dict() itself)"
         )
-    # float(): numpy has no bfloat16; every array ends up float32 anyway.
-    arrays = {str(key): value.detach().cpu().float().numpy() for key, value in state.items()}
+    # numpy has no bfloat16: those become float32; other dtypes stay, checked when ported
+    arrays = {str(key): (value.detach().cpu().float() if value.dtype == torch.bfloat16
+                         else value.detach().cpu()).numpy() for key, value in state.items()}
     return _from_state_dict(arrays, path, depth)
 
 
@@ -124,10 +125,7 @@ def _from_state_dict(
 ) -> SourceWeights:
     """The reader proper, once both file formats have become ``{key: array}``."""
     ignored = frozenset(key for key in state if key.endswith(NON_MODEL_SUFFIXES))
-    tensors = {
-        key: np.asarray(value, dtype=np.float32) for key, value in state.items()
-        if key not in ignored
-    }
+    tensors = {key: np.asarray(value) for key, value in state.items() if key not in ignored}
     blocks = [int(m.group(1)) + 1 for key in tensors if (m := _STAGE3_BLOCK.match(key))]
     if not blocks:
         shown = ", ".join(sorted(tensors)[:5]) or "none"

@@ -20,6 +20,7 @@ trainer to every call (as a sweep does) traces each head shape once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from resnet_ft.config import TrainConfig
+from resnet_ft.errors import NonFiniteError
 from resnet_ft.training.crossval.stacked import Settings, Shape, StackedHeads
 from resnet_ft.training.plan import make_plan
 from resnet_ft.training.step import class_weights
@@ -133,6 +135,10 @@ def cross_validate(config: TrainConfig, classes: int, features: np.ndarray, labe
         for stack in stacks:
             stack.train_epoch(epoch, plan.inputs.epoch_views, tensors, seeds)
             for fold, fit in stack.evaluate(epoch, tensors):
+                if not math.isfinite(fit.val_loss):
+                    raise NonFiniteError(f"non-finite validation loss ({fit.val_loss}) in fold "
+                                         f"{fold + 1} after epoch {epoch}: the head diverged "
+                                         f"at lr {config.lr:g}")
                 if not stopped[fold] and (best[fold] is None
                                           or fit.val_loss < best[fold].val_loss):
                     best[fold] = fit
