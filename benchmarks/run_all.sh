@@ -18,6 +18,7 @@ TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_backbone.py --backbone "$B" \
 python benchmarks/bench_bf16_knobs.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_extraction.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_train_epochs.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_checksum.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_boundary.py --backbone "$B" $QUICK_FLAG
 if [[ ! -f "$OUT/resnet_v1_50.keras" ]]; then
   resnet-ft data standin "$OUT/standin50" --depth 50 --images-per-class 0

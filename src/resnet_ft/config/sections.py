@@ -178,8 +178,12 @@ class RuntimeSection:
 
     precision: str = setting(
         "auto", "auto (bfloat16 on CPUs with AMX or AVX512-BF16, float16 on GPUs, else "
-        "float32), float32, mixed_float16 or mixed_bfloat16",
+        "float32), float32, mixed_float16, mixed_bfloat16 or int8 (the frozen backbone "
+        "quantised, OpenVINO)",
         note="Saved models are float32 whatever the run computed in.", **one_of(PRECISIONS))
+    calibration_images: int = setting(
+        256, "Training images int8 is calibrated on (stratified, seeded; never validation "
+        "images)", **POSITIVE_INT)
     strategy: str = setting(
         "auto", "auto, one-device, mirrored (all local GPUs) or multi-worker (TF_CONFIG)",
         note="--batch-size is per replica.", **one_of(STRATEGIES))

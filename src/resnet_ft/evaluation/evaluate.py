@@ -206,7 +206,7 @@ def cached_head(run: Path, predictor: Predictor, precision: str | None = None,
     computed them); missing ones are computed by the same featurizer training
     uses, so the store stays one store with one meaning per key.
     """
-    from resnet_ft.features.featurizer import Backbone, store_root
+    from resnet_ft.features.featurizer import Backbone, run_calibration, store_root
     from resnet_ft.features.reuse import run_backbone
     from resnet_ft.models.head import split_classifier
 
@@ -227,5 +227,6 @@ def cached_head(run: Path, predictor: Predictor, precision: str | None = None,
         return None
     metadata = trained.metadata().get("backbone", {})
     featurizer = Featurizer(Backbone(reuse.identity, metadata, backbone), config.preprocessing,
-                            precision, store_root=root, console=console or Console(stderr=True))
+                            precision, store_root=root, console=console or Console(stderr=True),
+                            calibration=run_calibration(trained, precision))
     return CachedHead(featurizer, head)

@@ -80,6 +80,7 @@ def extract(
     strategy: Any = None,
     batch_size: int = EXTRACT_BATCH,
     pool: bool = True,
+    replicas: bool = True,
 ) -> FeatureTable:
     """Outputs of every file and view, from the store where possible.
 
@@ -87,13 +88,14 @@ def extract(
     Keras model to compile here. With a store, missing entries are computed and
     committed shard by shard (a killed run keeps every completed shard), and
     the table returned reads its rows from the store. ``pool=False`` keeps the
-    spatial axes (the frozen stages' output for phase 2).
+    spatial axes (the frozen stages' output for phase 2). ``replicas=False``: the
+    function uses every device itself (no tf.distribute replicas; workers still share).
     """
     run = backbone
     if hasattr(backbone, "layers"):  # a Keras model: compile it
         run = (pooled_features(backbone, views) if pool
                else view_outputs(backbone, views, pool=False))
-    job = _Job(run, preprocessing, console, strategy, batch_size)
+    job = _Job(run, preprocessing, console, strategy if replicas else None, batch_size)
     if cache is None:
         return _in_memory(paths, job, description)
     prefixes = cache.keys(paths)

@@ -28,12 +28,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.console import Console
 
+from resnet_ft.config import TrainConfig
 from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.errors import NonFiniteError
-from resnet_ft.features.engines import Function, engine_for
+from resnet_ft.data.sampling import CalibrationSample, calibration_sample
+from resnet_ft.errors import InputError, NonFiniteError
+from resnet_ft.features.engines import EngineContext, Function, engine_for
+from resnet_ft.features.engines.openvino import RECIPE
 from resnet_ft.features.extract import EXTRACT_BATCH, check_decodable, extract
 from resnet_ft.features.identity import default_cache_dir, salted
 from resnet_ft.features.store import FeatureCache, FeatureTable
+from resnet_ft.models.precision import keras_precision
+from resnet_ft.runs.run import Run
 from resnet_ft.util.hashing import sha256_file
 
 if TYPE_CHECKING:
@@ -87,19 +92,38 @@ class Featurizer:
     """Features of image files under one backbone, precision and preprocessing.
 
     ``store_root`` is the feature store's directory (``None``: nothing is
-    stored, everything computed); ``strategy`` spreads batches over replicas.
+    stored, everything computed); ``strategy`` spreads batches over replicas;
+    ``calibration`` is the training images int8 is calibrated and checked on.
+    An int8 model that fails its check is refused in one line, and the
+    featurizer computes in the float precision ``auto`` would pick instead
+    (``int8`` then holds the check's figures and the reason).
     """
 
     def __init__(self, backbone: Backbone, preprocessing: Preprocessing, precision: str, *,
-                 store_root: str | Path | None, console: Console, strategy: Any = None) -> None:
-        self.backbone, self.preprocessing, self.precision = backbone, preprocessing, precision
-        self.console, self.strategy = console, strategy
-        self.engine = engine_for(precision)
-        self.store: FeatureCache | None = None
-        if store_root is not None and backbone.identity is not None:
-            self.store = FeatureCache(Path(store_root), salted(backbone.identity, precision),
-                                      preprocessing, precision=precision, warn=self._say)
+                 store_root: str | Path | None, console: Console, strategy: Any = None,
+                 calibration: CalibrationSample | None = None,
+                 models_root: str | Path | None = None) -> None:
+        self.backbone, self.preprocessing, self.console = backbone, preprocessing, console
+        self.strategy, self.calibration, self.store_root = strategy, calibration, store_root
+        #: where engines cache what they build (quantised models): beside the features
+        self.models_root = models_root or store_root or default_cache_dir()
+        self.int8: dict[str, Any] | None = None
+        if precision == "int8" and backbone.identity is None:
+            precision = keras_precision(precision)  # weights being trained: nothing to cache
+        self._use(precision)
+
+    def _use(self, precision: str) -> None:
+        """Compute in ``precision``: its engine, and its entries in the store."""
+        self.precision, self.engine = precision, engine_for(precision)
         self._functions: dict[tuple[int, str | None], Function] = {}
+        self.store: FeatureCache | None = None
+        if self.store_root is not None and self.backbone.identity is not None:
+            salt = precision
+            if precision == "int8" and self.calibration is not None:
+                salt = f"int8:{self.calibration.identity}:{RECIPE}"
+            self.store = FeatureCache(Path(self.store_root),
+                                      salted(self.backbone.identity, salt), self.preprocessing,
+                                      precision=precision, warn=self._say)
 
     def _say(self, line: str) -> None:
         """One line about the store (a shard set aside), printed as it is: no markup."""
@@ -112,19 +136,59 @@ class Featurizer:
             _require_finite(self.backbone)
         if key not in self._functions:
             self._functions[key] = self.engine.compile(
-                self.backbone.model, self.backbone.metadata, self.precision, views=views, cut=cut)
+                self.backbone.model, self.backbone.metadata, self.precision, views=views,
+                cut=cut, context=self._context())
         return self._functions[key]
+
+    def _context(self) -> EngineContext:
+        return EngineContext(Path(self.models_root), self.backbone.identity, self.preprocessing,
+                             self.console, self.calibration, self._pixels, self._float32)
+
+    def _pixels(self, paths: list[Path]) -> np.ndarray:
+        """The decodable files' pixels, as extraction decodes them."""
+        from resnet_ft.data.preprocessing import image_dataset
+
+        decoded = [p.numpy() for p, error in image_dataset([str(x) for x in paths],
+                                                            self.preprocessing)
+                   if not error.numpy()]
+        size = self.preprocessing.image_size
+        return np.stack(decoded) if decoded else np.zeros((0, size, size, 3), np.float32)
+
+    def _float32(self, pixels: np.ndarray) -> np.ndarray:
+        """float32 pooled features of pixels: the reference an int8 model is checked against."""
+        run = engine_for("float32").compile(self.backbone.model, self.backbone.metadata,
+                                            "float32", views=1)
+        return np.concatenate([np.asarray(run(pixels[i:i + 32]))[:, 0]
+                               for i in range(0, len(pixels), 32)])
+
+    def _settle(self) -> None:
+        """int8 passes its check before anything is stored under its key, or falls back."""
+        if self.precision != "int8" or self.int8 is not None:
+            return
+        from resnet_ft.features.engines.openvino import Refused
+
+        try:
+            self.int8 = dict(getattr(self.function(1), "check", None) or {})
+        except Refused as refusal:
+            fallback = keras_precision("int8")
+            self.console.print(f"int8 refused: {refusal}; computing in {fallback} instead",
+                               markup=False, highlight=False)
+            self.int8 = {**refusal.check, "refused": str(refusal), "fallback": fallback}
+            self._use(fallback)
 
     def pooled(self, paths: list[Path], views: int,
                description: str = "extracting features") -> FeatureTable:
         """Pooled features ``(files, views, C)`` of ``paths``, from the store where possible."""
+        self._settle()
         return _finite(paths, extract(
             paths, _Lazy(self, views, None), self.preprocessing, views=views, cache=self.store,
-            console=self.console, description=description, strategy=self.strategy))
+            console=self.console, description=description, strategy=self.strategy,
+            replicas=self.engine.replicated))
 
     def boundary(self, paths: list[Path], views: int, cut: str,
                  description: str = "caching frozen stages") -> FeatureTable:
         """The output of the stages below ``cut`` (``--trainable``'s mode), stored apart."""
+        self._settle()
         store = None
         if self.store is not None:
             store = FeatureCache(self.store.base, self.store.backbone_id, self.preprocessing,
@@ -132,7 +196,7 @@ class Featurizer:
         return _finite(paths, extract(
             paths, _Lazy(self, views, cut), self.preprocessing, views=views, cache=store,
             console=self.console, description=description, strategy=self.strategy,
-            batch_size=BOUNDARY_BATCH, pool=False))
+            batch_size=BOUNDARY_BATCH, pool=False, replicas=self.engine.replicated))
 
     def decodable(self, paths: list[Path]) -> dict[int, str]:
         """``{index: reason}`` of the files that cannot be decoded (nothing computed)."""
@@ -178,6 +242,18 @@ class _Lazy:
 
     def resolve(self) -> Function:
         return self.featurizer.function(self.views, self.cut)
+
+
+def run_calibration(run: Run, precision: str) -> CalibrationSample | None:
+    """The int8 calibration sample a trained run used (its own training images, count and
+    seed), so its quantised model and features are found again; ``None`` unless int8."""
+    if precision != "int8":
+        return None
+    try:
+        config = run.config()
+    except InputError:
+        config = TrainConfig()
+    return calibration_sample(run.samples("train"), config.calibration_images, config.seed)
 
 
 def store_root(cache_dir: str | Path | None) -> Path:

@@ -106,30 +106,48 @@ def _load_run(path: Path, request: Request) -> Predictor:
     network, labels = run.load_classifier()
     predictor = Predictor(network, labels, run.preprocessing())
     if request.precision != "float32":
-        predictor.compute = compute_copy(network, run.metadata().get("backbone", {}),
-                                         request.precision, predictor.preprocessing,
-                                         request.console)
+        predictor.compute = compute_copy(run, network, request.precision, request.console)
         predictor.precision = request.precision
     return predictor
 
 
-def compute_copy(network: Any, metadata: dict[str, Any], precision: str,
-                 preprocessing: Preprocessing,
+def compute_copy(run: Run, network: Any, precision: str,
                  console: Console | None) -> Callable[[np.ndarray], np.ndarray]:
     """Pixels -> probabilities in ``precision``: the featurizer's backbone, then the head.
 
     The backbone runs as feature extraction runs it (BN folded, compiled,
-    rebuilt from the saved float32 weights), so bulk predictions of a head-only
-    run in its own precision see the features its training saw.
+    rebuilt from the saved float32 weights; int8: quantised on the run's own
+    training images), so bulk predictions of a head-only run in its own
+    precision see the features its training saw.
     """
-    from resnet_ft.features.featurizer import Backbone, Featurizer
+    from resnet_ft.features.featurizer import Backbone, Featurizer, run_calibration
     from resnet_ft.models.head import probabilities, split_classifier
 
     backbone, head = split_classifier(network)
-    featurizer = Featurizer(Backbone(None, metadata, backbone), preprocessing, precision,
-                            store_root=None, console=console or Console(stderr=True))
+    identity, models = (_trained_identity(run, backbone) if precision == "int8"
+                        else (None, None))
+    featurizer = Featurizer(Backbone(identity, run.metadata().get("backbone", {}), backbone),
+                            run.preprocessing(), precision, store_root=None,
+                            console=console or Console(stderr=True),
+                            calibration=run_calibration(run, precision), models_root=models)
     pooled = featurizer.function(1)
     return lambda pixels: probabilities(head, np.asarray(pooled(pixels))[:, 0])
+
+
+def _trained_identity(run: Run, backbone: Any) -> tuple[str, Path]:
+    """The identity a run's backbone was quantised under, and where: a head-only run's is
+    its backbone file's (so the int8 model its training calibrated serves), else its own."""
+    from resnet_ft.features.featurizer import store_root
+    from resnet_ft.features.reuse import run_backbone
+
+    try:
+        config = run.config()
+    except InputError:
+        config = None
+    root = store_root(config.cache_dir if config else None)
+    reuse = run_backbone(run.model_path, config.backbone if config else "",
+                         bool(config) and config.trainable == "head", lambda: backbone, root)
+    return reuse.identity, root
 
 
 def _load_backbone(path: Path, request: Request) -> Predictor:

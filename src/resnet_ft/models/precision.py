@@ -27,9 +27,14 @@ from resnet_ft.errors import InputError
 if TYPE_CHECKING:
     import keras
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16", "int8")
 #: CPU flags (Linux /proc/cpuinfo names) that mean bfloat16 convolutions run natively.
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+#: CPU flags that mean int8 multiply-accumulates run natively (VNNI, AMX).
+INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+#: What computing in int8 needs installed: the engine and its quantiser.
+INT8_PACKAGES = ("openvino", "nncf")
+INSTALL_INT8 = "pip install 'resnet-ft[int8]' (OpenVINO and NNCF)"
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
@@ -54,6 +59,8 @@ def gpu_count() -> int:
 def resolve_precision(requested: str, *, flags: Callable[[], frozenset[str]] = cpu_flags,
                       gpus: Callable[[], int] = gpu_count) -> tuple[str, str]:
     """``(precision, why)``: ``auto`` decided for this machine; anything else as asked."""
+    if requested == "int8":
+        require_int8()
     if requested != "auto":
         return requested, "as asked"
     if gpus():
@@ -64,13 +71,37 @@ def resolve_precision(requested: str, *, flags: Callable[[], frozenset[str]] = c
     return "float32", "no GPU and no bfloat16 units on this CPU"
 
 
+def int8_missing() -> list[str]:
+    """The packages int8 needs that are not installed (found without importing them)."""
+    import importlib.util
+
+    return [name for name in INT8_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def require_int8() -> None:
+    """``--precision int8`` without its engine: one line naming what to install."""
+    missing = int8_missing()
+    if missing:
+        raise InputError(f"--precision int8 needs {' and '.join(missing)}, not installed: "
+                         f"{INSTALL_INT8}")
+
+
+def keras_precision(precision: str, *,
+                    flags: Callable[[], frozenset[str]] = cpu_flags) -> str:
+    """The Keras dtype policy of a precision: int8 runs only the frozen backbone, so what
+    TensorFlow computes (the head, unfrozen stages) is what ``auto`` would pick without it."""
+    if precision != "int8":
+        return precision
+    return "mixed_bfloat16" if flags() & BF16_FLAGS else "float32"
+
+
 @contextlib.contextmanager
 def policy(precision: str) -> Iterator[None]:
     """Set Keras' global dtype policy for the models built inside, then restore it."""
     import keras
 
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
+    keras.config.set_dtype_policy(keras_precision(precision))
     try:
         yield
     finally:
@@ -79,7 +110,7 @@ def policy(precision: str) -> Iterator[None]:
 
 def compute_backbone(backbone: keras.Model, metadata: dict, precision: str) -> keras.Model:
     """The backbone to compute with: itself for float32, else a mixed-policy copy."""
-    if precision == "float32":
+    if keras_precision(precision) == "float32":
         return backbone
     from resnet_ft.models.architectures import FAMILIES, build_resnet
 

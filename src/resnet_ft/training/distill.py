@@ -39,7 +39,7 @@ from rich.console import Console
 from resnet_ft.config import DistillConfig, make_config
 from resnet_ft.data.folders import Split, list_images
 from resnet_ft.errors import InputError, NonFiniteError
-from resnet_ft.features.featurizer import Backbone, Featurizer
+from resnet_ft.features.featurizer import Backbone, Featurizer, run_calibration
 from resnet_ft.features.reuse import run_backbone
 from resnet_ft.models.files import load_model
 from resnet_ft.models.head import logits, split_classifier
@@ -182,9 +182,11 @@ class Teacher:
                 self.console.print("teacher features: keyed by its unchanged backbone file, "
                                    "so those cached when it was trained are reused")
         metadata = self.run.metadata().get("backbone", {})
+        precision = _trained_precision(settings)
         return head, Featurizer(Backbone(identity, metadata, backbone), self.run.preprocessing(),
-                                _trained_precision(settings), store_root=root,
-                                console=self.console, strategy=reader.strategy)
+                                precision, store_root=root, console=self.console,
+                                strategy=reader.strategy,
+                                calibration=run_calibration(self.run, precision))
 
     def report(self, ctx: RunContext, probs: np.ndarray) -> dict[str, Any]:
         """Student vs teacher on the validation images (the student's ``probs``)."""

@@ -18,7 +18,9 @@ import numpy as np
 from rich.console import Console
 
 from resnet_ft.config import TrainConfig
+from resnet_ft.data.folders import Split
 from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.data.sampling import CalibrationSample, calibration_sample
 from resnet_ft.features.engines.tensorflow import view_outputs
 from resnet_ft.features.featurizer import Backbone, Featurizer, store_root
 from resnet_ft.features.store import FeatureTable
@@ -70,20 +72,28 @@ class Reader:
         return self.featurizer.store is not None
 
 
-def make_reader(config: TrainConfig, backbone: Backbone, console: Console,
+def make_reader(config: TrainConfig, backbone: Backbone, split: Split, console: Console,
                 strategy: Any) -> Reader:
     """How this run reads images: the input plan, the featurizer and online augmentation."""
     inputs = plan_inputs(config)
     preprocessing = config.preprocessing
     featurizer = Featurizer(backbone, preprocessing, config.precision,
                             store_root=store_root(config.cache_dir) if inputs.cached else None,
-                            console=console, strategy=strategy)
+                            console=console, strategy=strategy,
+                            calibration=calibration(config, split))
     augment = None
     if inputs.online_augment:
         from resnet_ft.data.augment import augmentation
 
         augment = augmentation(inputs.online_augment, config.image_size, config.seed)
     return Reader(preprocessing, inputs, featurizer, strategy, console, augment)
+
+
+def calibration(config: TrainConfig, split: Split) -> CalibrationSample | None:
+    """The training images int8 calibrates on (``None`` for the float precisions)."""
+    if config.precision != "int8":
+        return None
+    return calibration_sample(split.train, config.calibration_images, config.seed)
 
 
 def load_networks(config: TrainConfig, backbone: Backbone) -> Networks:

@@ -32,6 +32,7 @@ epoch; Ctrl-C finishes the current step, saves, and exits 130.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,9 +165,12 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
     run = Run(run_dir)
     prepare_run_dir(run, resume=resume, overwrite=overwrite)
     write_run_files(run, config, split)
-    reader = make_reader(config, backbone, console, strategy)
+    reader = make_reader(config, backbone, split, console, strategy)
     describe(split, reader, len(unlabeled))
     table, skipped, ctx = usable_features(config, run, split, unlabeled, reader)
+    if reader.featurizer.precision != config.precision:  # int8 refused: what computed is kept
+        config = ctx.config = dataclasses.replace(config, precision=reader.featurizer.precision)
+        write_run_files(run, config, split)
     plan = make_plan(config, len(ctx.y_train))
     ctx.total_epochs = plan.total_epochs
     targets = distillation.targets(reader) if distillation is not None else None
@@ -178,7 +182,9 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
     if distillation is not None:
         _, _, probs = evaluate(final.model, final.source, ctx.y_val)
         metrics["distillation"] = distillation.report(ctx, probs)
-    if distillation is not None or plan.prune:
+    if reader.featurizer.int8 is not None:
+        metrics["int8"] = reader.featurizer.int8
+    if distillation is not None or plan.prune or reader.featurizer.int8 is not None:
         run.write_metrics(metrics)  # again, with the sections added after the run's report
     return TrainResult(run_dir, split.labels, ctx.state["history"], metrics, skipped,
                        table.extracted)

@@ -63,11 +63,13 @@ def sharded(strategy: tf.distribute.Strategy, array: np.ndarray):
 def run_sharded(strategy: tf.distribute.Strategy | None, function, array: np.ndarray) -> np.ndarray:
     """``function`` on each replica's slice; the results gathered back in order.
 
-    ``None`` (no strategy) and one-replica strategies just call ``function``.
+    ``None`` (no strategy) and one-replica strategies just call ``function``, which
+    may return a tensor or (an engine of its own: OpenVINO) an array.
     """
     import tensorflow as tf
 
     if strategy is None or strategy.num_replicas_in_sync == 1:
-        return function(tf.convert_to_tensor(array)).numpy()
+        result = function(tf.convert_to_tensor(array))
+        return result.numpy() if hasattr(result, "numpy") else np.asarray(result)
     result = strategy.run(function, args=(sharded(strategy, array),))
     return strategy.gather(result, axis=0).numpy()

@@ -73,9 +73,10 @@ class TensorFlowEngine:
     """Float32, bfloat16 and float16 extraction with TensorFlow (oneDNN on CPUs)."""
 
     name = "tensorflow"
+    replicated = True
 
     def compile(self, backbone: keras.Model, metadata: dict[str, Any], precision: str, *,
-                views: int, cut: str | None = None) -> Any:
+                views: int, cut: str | None = None, context: Any = None) -> Any:
         """The folded copy in ``precision``: pooled, or its frozen stages' output at ``cut``."""
         from resnet_ft.models.folding import folded_copy
         from resnet_ft.models.precision import policy

@@ -15,6 +15,7 @@ from rich.console import Console
 from resnet_ft.config import TrainConfig
 from resnet_ft.data.folders import Sample, Split
 from resnet_ft.features.featurizer import Backbone, Featurizer, store_root
+from resnet_ft.training.inputs import calibration
 
 
 @dataclass
@@ -49,14 +50,13 @@ class LabelledFeatures:
         return np.array([i not in self.errors for i in range(len(self.samples))], bool)
 
 
-def featurizer(config: TrainConfig, console: Console) -> Featurizer:
-    """The featurizer ``train`` uses for this config (same store, backbone key, geometry).
-
-    The key holds the decided precision, as ``train``'s does.
-    """
+def featurizer(config: TrainConfig, split: Split, console: Console) -> Featurizer:
+    """The featurizer ``train`` uses for this config and split (same store, backbone key,
+    geometry, int8 calibration sample); the key holds the decided precision, as ``train``'s."""
     config = config.resolved()[0]
     return Featurizer(Backbone.from_file(config.backbone), config.preprocessing,
-                      config.precision, store_root=store_root(config.cache_dir), console=console)
+                      config.precision, store_root=store_root(config.cache_dir), console=console,
+                      calibration=calibration(config, split))
 
 
 def load_features(config: TrainConfig, views: int, console: Console) -> LabelledFeatures:
@@ -64,5 +64,5 @@ def load_features(config: TrainConfig, views: int, console: Console) -> Labelled
     config.require_sources()
     split = config.data_split()
     paths = [s.path for s in split.train + split.val]
-    table = featurizer(config, console).pooled(paths, views)
+    table = featurizer(config, split, console).pooled(paths, views)
     return LabelledFeatures(split, np.asarray(table.values), table.errors, table.extracted)
