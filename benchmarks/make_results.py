@@ -193,6 +193,58 @@ def boundary_rows(boundary: dict) -> list[str]:
         f"{verdict(boundary['ratio_epoch_over_forward'], 0.35, True)} |"]
 
 
+def checksum_rows(c: dict) -> list[str]:
+    """#23: shard verification against a warm `train`, and the hashes it was chosen from."""
+    speeds = ", ".join(f"{name} {v['median']:.1f}" for name, v in c["hashes_gb_per_s"].items())
+    v = c["verification"]
+    return [
+        f"| #23 | shard checksum verification vs a warm `train` ({c['images']} images, "
+        f"{v['store_bytes'] / 1e6:.1f} MB store) | {cell(v['verify_s'], 's', 2)} vs "
+        f"{cell(v['warm_train_s'])}; hashes GB/s: {speeds} | "
+        f"{verdict(v['share'] * 100, 5, True)} % |"]
+
+
+def int8_rows(r: dict) -> list[str]:
+    """#24: the int8 engine's backbone speed, end to end extraction, calibration."""
+    b, e, c = r["backbone"], r["end_to_end"], r["calibration"]
+    check = c["check"] or {}
+    return [
+        f"| #24 | int8 (OpenVINO) backbone, batch {r['batch']}, {r['image_size']} px, "
+        f"interleaved | int8 {b['int8']['images_per_s']:.1f}, mixed_bfloat16 "
+        f"{b['mixed_bfloat16']['images_per_s']:.1f}, float32 {b['float32']['images_per_s']:.1f},"
+        f" tf-slim {b['tf_slim']['images_per_s']:.1f} img/s; {r['share_of_int8_peak']:.0%} of "
+        f"one int8 conv's {r['int8_peak_gops']:.0f} GOP/s | vs bf16 "
+        f"{verdict(r['ratio_int8_vs_bf16'], 1.8, False)}; vs slim "
+        f"{verdict(r['ratio_int8_vs_slim'], 3.5, False)} |",
+        f"| #24b | end to end extraction, cold store ({e['images']} files: decode + engine + "
+        f"store) | int8 {cell(e['images_per_s']['int8'], 'img/s')} vs mixed_bfloat16 "
+        f"{cell(e['images_per_s']['mixed_bfloat16'], 'img/s')} | "
+        f"{verdict(e['ratio_int8_vs_bf16'], 1.6, False)} |",
+        f"| #24c | calibration ({c['images']} images) and check ({c['held_out']} held out) | "
+        f"{c['seconds']:.0f} s; IR {c['ir_bytes'] / 1e6:.0f} MB vs backbone "
+        f"{c['backbone_bytes'] / 1e6:.0f} MB; centred cosine median "
+        f"{check.get('median', float('nan')):.4f}, worst {check.get('worst', float('nan')):.4f} "
+        f"| used: {c['precision_used']} (shown) |"]
+
+
+def export_rows(r: dict) -> list[str]:
+    """#25: every export format x quantisation: size, agreement, speed vs the Keras model."""
+    speed = r["images_per_s"]
+    keras = speed["keras/float32"]["median"]
+    rows = []
+    for name, e in r["exports"].items():
+        if "refused" in e:
+            rows.append(f"| #25 | export `{name}` | refused: {e['refused']} | — |")
+            continue
+        rows.append(
+            f"| #25 | export `{name}`: {e['size_bytes'] / 1e6:.0f} MB, {e['export_s']:.0f} s to "
+            f"write and check | agreement {e['top1_agreement']:.1%}, max Δp "
+            f"{e['max_prob_diff']:.2g} ({e['compared_images']} val images); "
+            f"{cell(speed[name], 'img/s')} vs Keras {keras:.1f} | "
+            f"**{speed[name]['median'] / keras:.2f}×** Keras (shown) |")
+    return rows
+
+
 #: figure rows: (result files, builder, what the figure is) in table order
 FIGURES = [
     (("train_epochs",), train_rows, "1, 2: `train` cold, warm and without cache"),
@@ -204,6 +256,9 @@ FIGURES = [
     (("store", "memory_slope"), store_rows, "9, 10: the sharded store; memory per image"),
     (("distill",), distill_rows, "11: distilled student vs teacher"),
     (("doctor", "sweep"), doctor_sweep_rows, "12, 13: doctor and sweep"),
+    (("checksum",), checksum_rows, "#23: shard verification"),
+    (("int8",), int8_rows, "#24: int8 extraction"),
+    (("export",), export_rows, "#25: exports"),
 ]
 
 

@@ -20,6 +20,8 @@ python benchmarks/bench_extraction.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_train_epochs.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_checksum.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_boundary.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_int8.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_export.py --backbone "$B" $QUICK_FLAG
 if [[ ! -f "$OUT/resnet_v1_50.keras" ]]; then
   resnet-ft data standin "$OUT/standin50" --depth 50 --images-per-class 0
   resnet-ft convert "$OUT/standin50/resnet_v1_50.ckpt" -o "$OUT/resnet_v1_50.keras"

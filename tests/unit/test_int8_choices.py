@@ -74,7 +74,7 @@ def test_int8_without_its_packages_is_one_line(monkeypatch):
     with pytest.raises(InputError) as error:
         precision.resolve_precision("int8")
     assert str(error.value) == ("--precision int8 needs nncf, not installed: pip install "
-                                "'resnet-ft[int8]' (OpenVINO and NNCF)")
+                                "'resnet-ft[openvino]'")
 
 
 def test_int8_computes_the_trainable_parts_as_auto_would():

@@ -1,4 +1,4 @@
-"""Export a trained run for serving: a TensorFlow SavedModel that takes image files, or TFLite.
+"""Export a trained run for serving: a SavedModel that takes image files, TFLite, ONNX, OpenVINO.
 
 **SavedModel** (``--format saved_model``), for TF Serving or any TensorFlow program; it
 needs neither Keras nor resnet-ft to run (tested in a fresh process with Keras made
@@ -30,19 +30,30 @@ only (float32 input (N, S, S, 3) in [0, 255], batch 1 by default and resizable;
 output: probabilities), because TFLite has no image decoders. ``--quantize``:
 ``none`` (float32), ``float16`` (half-size weights, float compute), ``dynamic``
 (int8 weights, float activations) or ``int8`` (full integer: every op runs in int8,
-calibrated on ``--calibration-images`` images, default 100: a seeded sample across the
-classes of the run's training split, decoded by
-:func:`~resnet_ft.data.preprocessing.image_dataset`, capped at what exists). The int8
+calibrated on ``--calibration-images`` images, default 100: dealt evenly over the
+classes of the run's training split by :func:`~resnet_ft.data.sampling.calibration_sample`,
+seeded, decoded by :func:`~resnet_ft.data.preprocessing.image_dataset`, capped at what
+exists). The int8
 model keeps float32 input and output (uint8 camera input would need a conversion of
 its own). Beside ``OUT`` go ``OUT.labels.txt`` (``m.tflite`` -> ``m.labels.txt``, one
 class name a line, the usual TFLite convention) and ``OUT.resnet_ft.json`` (format,
-quantization, preprocessing).
+quantization, labels, preprocessing as numbers and the input spelled out in words).
+
+**ONNX** (``--format onnx``, ``OUT.onnx``) and **OpenVINO** (``--format openvino``,
+``OUT.xml`` + ``OUT.bin``): the same pixels function as TFLite, with a dynamic batch,
+float32 or ``int8`` (static post-training quantisation calibrated like TFLite's, through
+ONNX Runtime's QDQ recipe or NNCF; see :mod:`~resnet_ft.exports.formats.onnx` and
+:mod:`~resnet_ft.exports.formats.openvino`), with the same two sidecar files. They need
+the ``onnx`` and ``openvino`` extras; running an ONNX file needs only ``onnxruntime``.
 
 Every export reports how closely it follows the run's float Keras model on the run's
 validation images (``split.csv``): the SavedModel end to end from the files' bytes
-(decoder included), TFLite from the project's own decoded pixels. Outputs are written
-atomically: they are built and checked beside ``OUT`` and moved in place only when
-complete, so a failed export leaves no ``OUT``.
+(decoder included), the pixels formats from the project's own decoded pixels, each run
+by its own runtime. A float32 export further than
+:data:`~resnet_ft.exports.fidelity.FLOAT_TOLERANCE` from the model, or a quantised one
+agreeing on fewer top classes than :data:`~resnet_ft.exports.fidelity.MIN_AGREEMENT`, is
+refused. Outputs are written atomically: they are built and checked beside ``OUT`` and
+moved in place only when complete, so a failed export leaves no ``OUT``.
 
 Modules: the registry :mod:`~resnet_ft.exports.formats` (one module per format: its writer,
 its loader; shared parts in :mod:`~resnet_ft.exports.formats.base`) and
@@ -56,8 +67,9 @@ from pathlib import Path
 import numpy as np
 
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+from resnet_ft.data.sampling import calibration_sample
 from resnet_ft.errors import InputError
-from resnet_ft.exports.formats import FORMATS
+from resnet_ft.exports.formats import FORMATS, load
 from resnet_ft.exports.formats.base import (
     DEFAULT_CALIBRATION_IMAGES,
     ExportFormat,
@@ -67,6 +79,7 @@ from resnet_ft.exports.formats.base import (
 from resnet_ft.inference.loaders import load_predictor
 from resnet_ft.inference.predictor import Predictor
 from resnet_ft.runs.run import Run
+from resnet_ft.util.packages import require
 
 __all__ = [
     "DEFAULT_CALIBRATION_IMAGES",
@@ -89,11 +102,14 @@ def export(
 ) -> ExportReport:
     """Export ``run_dir`` to ``out`` in ``format``; see the module docstring."""
     fmt = check_options(format, quantize, calibration_images)
+    if fmt.suffix and Path(out).suffix != fmt.suffix:
+        raise InputError(f"--format {format} writes a {fmt.suffix} file: -o "
+                         f"{Path(out).with_suffix(fmt.suffix).name}, not {Path(out).name}")
     run = Run.finished(run_dir)
     predictor = load_predictor(run.path)
     calibration = (calibration_pixels(run, predictor.preprocessing, calibration_images)
                    if quantize in fmt.calibrated else [])
-    return fmt.write(Source(run, predictor), Path(out), quantize, calibration)
+    return fmt.write(Source(run, predictor, fmt.name, quantize, calibration), Path(out))
 
 
 def export_saved_model(run_dir: str | Path, out: str | Path) -> ExportReport:
@@ -122,6 +138,8 @@ def check_options(format: str, quantize: str, calibration_images: int) -> Export
         )
     if calibration_images < 1:
         raise InputError(f"--calibration-images must be at least 1, got {calibration_images}")
+    if fmt.packages:
+        require(fmt.packages, f"--format {format}", fmt.extra)
     return fmt
 
 
@@ -131,21 +149,21 @@ def load_exported(path: str | Path) -> Predictor:
     if not path.exists():
         raise InputError(f"exported model not found: {path}")
     if path.is_dir():
-        return FORMATS["saved_model"].load(path)
+        return load(FORMATS["saved_model"], path)
     fmt = next((fmt for fmt in FORMATS.values() if fmt.claims(path)), FORMATS["tflite"])
-    return fmt.load(path)
+    return load(fmt, path)
 
 
 def calibration_pixels(run: Run, spec: Preprocessing, count: int) -> list[np.ndarray]:
-    """Up to ``count`` decoded training images, a seeded sample across all classes.
-
-    ``split.csv`` lists the files class by class, so taking the first ``count`` would
-    calibrate on a few classes only.
-    """
-    paths = run.split("train")
-    order = np.random.default_rng(0).permutation(len(paths))[:count]
-    chosen = [str(paths[i]) for i in sorted(order)]
-    pixels = [p.numpy() for p, error in image_dataset(chosen, spec) if not error.numpy()]
+    """Up to ``count`` decoded training images, dealt evenly over the classes (seeded):
+    :func:`~resnet_ft.data.sampling.calibration_sample`, as int8 extraction draws them."""
+    train = run.samples("train")
+    if not train:
+        raise InputError(f"--quantize int8 calibrates on the run's training images, and "
+                         f"{run.file('split.csv')} lists none")
+    sample = calibration_sample(train, count, held_out=0)
+    pixels = [p.numpy() for p, error in image_dataset([str(f) for f in sample.files], spec)
+              if not error.numpy()]
     if not pixels:
         raise InputError(f"no decodable training image in {run.file('split.csv')} "
                          "to calibrate the int8 model")

@@ -33,8 +33,8 @@ class InferenceSection:
     tta: bool = setting(False, "Average each image's probabilities with its mirror's",
                         cli="flag")
     model: str | None = setting(
-        None, "An exported model (SavedModel directory, .tflite) to run instead of RUN's model",
-        path=True)
+        None, "An exported model (SavedModel directory, .tflite, .onnx, OpenVINO .xml) to run "
+        "instead of RUN's model, through its own runtime", path=True)
     labels: str | None = setting(None, "Class names, one per line, for an ImageNet backbone",
                                  path=True)
 

@@ -60,10 +60,11 @@ def predict_files(predictor: Predictor, paths: list[Path],
     return results
 
 
-def predict(model: str | Path, images: list[str | Path], *,
+def predict(run: str | Path, images: list[str | Path], *,
             explain: str | Path | None = None, console: Console | None = None,
             **values: Any) -> list[dict[str, Any]]:
-    """Classify image files (paths, directories or glob patterns) with a run or a model.
+    """Classify image files (paths, directories or glob patterns) with a run (or any model
+    that loads: an ``--include-top`` backbone, an export).
 
     ``values`` are :class:`~resnet_ft.inference.options.InferenceOptions`:
     ``top_k``, ``batch_size``, ``tta`` (average each image's probabilities with
@@ -77,7 +78,7 @@ def predict(model: str | Path, images: list[str | Path], *,
     from resnet_ft.inference.gradcam import cam_model, explain_results
 
     options = inference_options(**values)
-    predictor = load_predictor(options.model or model, options.labels,
+    predictor = load_predictor(options.model or run, options.labels,
                                precision=options.precision, console=console)
     cam = cam_model(predictor) if explain is not None else None  # refused before any work
     files = collect_images([str(image) for image in images])

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resnet_ft.errors import InputError
+from resnet_ft.util.packages import require
 
 if TYPE_CHECKING:
     import keras
@@ -32,9 +33,8 @@ PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16", "int8")
 BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 #: CPU flags that mean int8 multiply-accumulates run natively (VNNI, AMX).
 INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-#: What computing in int8 needs installed: the engine and its quantiser.
+#: What computing in int8 needs installed: the engine and its quantiser (extra ``openvino``).
 INT8_PACKAGES = ("openvino", "nncf")
-INSTALL_INT8 = "pip install 'resnet-ft[int8]' (OpenVINO and NNCF)"
 
 
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
@@ -71,19 +71,9 @@ def resolve_precision(requested: str, *, flags: Callable[[], frozenset[str]] = c
     return "float32", "no GPU and no bfloat16 units on this CPU"
 
 
-def int8_missing() -> list[str]:
-    """The packages int8 needs that are not installed (found without importing them)."""
-    import importlib.util
-
-    return [name for name in INT8_PACKAGES if importlib.util.find_spec(name) is None]
-
-
 def require_int8() -> None:
     """``--precision int8`` without its engine: one line naming what to install."""
-    missing = int8_missing()
-    if missing:
-        raise InputError(f"--precision int8 needs {' and '.join(missing)}, not installed: "
-                         f"{INSTALL_INT8}")
+    require(INT8_PACKAGES, "--precision int8", "openvino")
 
 
 def keras_precision(precision: str, *,

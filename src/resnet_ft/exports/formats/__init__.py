@@ -9,10 +9,14 @@ themselves on import), so every format is known wherever a model is loaded.
 
 from __future__ import annotations
 
-from resnet_ft.exports.formats import saved_model, tflite
+from pathlib import Path
+
+from resnet_ft.exports.formats import onnx, openvino, saved_model, tflite
 from resnet_ft.exports.formats.base import ExportFormat
 from resnet_ft.inference.loaders import Loader
 from resnet_ft.inference.loaders import register as register_loader
+from resnet_ft.inference.predictor import Predictor
+from resnet_ft.util.packages import require
 
 FORMATS: dict[str, ExportFormat] = {}
 
@@ -20,9 +24,15 @@ FORMATS: dict[str, ExportFormat] = {}
 def register(fmt: ExportFormat) -> None:
     """Make ``fmt`` an ``export --format`` choice and its files loadable for inference."""
     FORMATS[fmt.name] = fmt
-    register_loader(Loader(fmt.name, fmt.claims, lambda path, _request: fmt.load(path),
+    register_loader(Loader(fmt.name, fmt.claims, lambda path, _request: load(fmt, path),
                            "an exported --model computes as it was exported"))
 
 
-register(saved_model.FORMAT)
-register(tflite.FORMAT)
+def load(fmt: ExportFormat, path: Path) -> Predictor:
+    """``path`` as a predictor, once the packages that run ``fmt`` are known to be there."""
+    require(fmt.runtime, f"the {fmt.name} model {path}", fmt.extra)
+    return fmt.load(path)
+
+
+for module in (saved_model, tflite, onnx, openvino):
+    register(module.FORMAT)

@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_ft.data.preprocessing import Preprocessing, resize
+from resnet_ft.data.preprocessing import resize
 from resnet_ft.errors import InputError, OutputError, one_line
-from resnet_ft.exports.fidelity import saved_model_agreement
+from resnet_ft.exports.fidelity import require_faithful, saved_model_agreement
 from resnet_ft.exports.formats.base import (
     METADATA_FILE,
     TOP_K,
     ExportFormat,
     ExportReport,
     Source,
+    checked,
     metadata,
     read_json,
     write_json,
@@ -42,8 +43,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
-def write(source: Source, out: Path, quantize: str, calibration: list[np.ndarray]
-          ) -> ExportReport:
+def write(source: Source, out: Path) -> ExportReport:
     """Write a SavedModel directory with ``serving_default`` (bytes) and ``serving_pixels``."""
     import tensorflow as tf
 
@@ -52,11 +52,12 @@ def write(source: Source, out: Path, quantize: str, calibration: list[np.ndarray
     with atomic_dir(out) as tmp:
         save_module(_serving_functions(predictor), tmp)
         write_json(tmp / "assets.extra" / METADATA_FILE,
-                   metadata(predictor, "saved_model") | {"labels": predictor.labels})
+                   metadata(predictor, "saved_model"))
         loaded = tf.saved_model.load(str(tmp))
         top1, diff, compared = saved_model_agreement(
             predictor, source.run.split("val"), loaded.signatures["serving_default"]
         )
+        require_faithful((top1, diff, compared), "none")
         report = ExportReport(out, "saved_model", "none", _tree_size(tmp),
                               sorted(loaded.signatures), top1, diff, compared)
     return report
@@ -78,6 +79,16 @@ def pixels_spec(size: int) -> tf.TensorSpec:
     import tensorflow as tf
 
     return tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")
+
+
+def pixels_function(predictor: Predictor) -> Any:
+    """pixels (N, S, S, 3) in [0, 255] -> ``{"probabilities": (N, C)}``: what every format
+    without image decoders exports (TFLite, ONNX, OpenVINO)."""
+    import tensorflow as tf
+
+    return tf.function(
+        lambda pixels: {"probabilities": predictor.model(pixels, training=False)},
+        input_signature=[pixels_spec(predictor.preprocessing.image_size)])
 
 
 def _serving_functions(predictor: Predictor) -> dict[str, Any]:
@@ -169,17 +180,6 @@ def load(path: Path) -> Predictor:
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise InputError(f"{path / 'assets.extra' / METADATA_FILE} has no list of labels")
     return checked(SavedModelRunner(path), labels, data, path)
-
-
-def checked(runner: Any, labels: list[str], data: dict[str, Any], path: Path) -> Predictor:
-    """An export's runner as a predictor, once its labels and preprocessing are consistent."""
-    if len(labels) != runner.classes:
-        raise InputError(f"{path} has {runner.classes} classes but {len(labels)} labels")
-    try:
-        spec = Preprocessing(**data["preprocessing"])
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"no valid preprocessing in the metadata of {path}") from exc
-    return Predictor(runner, labels, spec)
 
 
 FORMAT = ExportFormat("saved_model", ("none",), write,

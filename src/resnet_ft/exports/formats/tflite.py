@@ -9,74 +9,40 @@ the same kind of probabilities, and are compared and evaluated alike.
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from resnet_ft.errors import InputError, OutputError, one_line
-from resnet_ft.exports.fidelity import pixels_agreement
 from resnet_ft.exports.formats.base import (
     ExportFormat,
     ExportReport,
     Source,
-    labels_path,
-    metadata_path,
-    read_json,
-    require_plain_labels,
-    write_with_sidecars,
+    load_file_export,
+    write_files,
 )
-from resnet_ft.exports.formats.saved_model import checked, pixels_spec, save_module
+from resnet_ft.exports.formats.saved_model import pixels_function, save_module
 from resnet_ft.inference.predictor import Predictor
-from resnet_ft.util.atomic import make_parent
 from resnet_ft.util.native import native_stderr_discarded
 
 _MAGIC = b"TFL3"  # bytes 4-8 of a TFLite flatbuffer
 
 
-def write(source: Source, out: Path, quantize: str, calibration: list[np.ndarray]
-          ) -> ExportReport:
+def write(source: Source, out: Path) -> ExportReport:
     """Write ``out`` (.tflite), ``OUT.labels.txt`` and ``OUT.resnet_ft.json``."""
-    predictor = source.predictor
-    if out.is_dir():
-        raise OutputError(f"cannot write {out}: is a directory")
-    require_plain_labels(predictor.labels)
-    data = _convert_model(predictor, out, quantize, calibration)
-
-    def check(model_file: Path) -> ExportReport:
-        runner = TFLiteRunner(model_file)
-        top1, diff, compared = pixels_agreement(
-            predictor, Predictor(runner, predictor.labels, predictor.preprocessing),
-            source.run.split("val"))
-        return ExportReport(out, "tflite", quantize, len(data), runner.ops, top1, diff,
-                            compared, len(calibration))
-
-    return write_with_sidecars(out, data, predictor, "tflite", quantize, check)
+    return write_files(source, out, lambda model: _convert_model(source, model), TFLiteRunner)
 
 
-def _convert_model(
-    predictor: Predictor, out: Path, quantize: str, calibration: list[np.ndarray]
-) -> bytes:
-    """The run's model as a TFLite flatbuffer, via an intermediate SavedModel.
-
-    The intermediate SavedModel is as large as the model, so it is built beside
-    ``out`` (where the export must fit anyway), not in /tmp.
-    """
-    import tensorflow as tf
-
-    make_parent(out)
-    try:
-        work_dir = tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {out.parent}: {exc.strerror or exc}") from exc
-    with work_dir as work:
-        function = tf.function(
-            lambda pixels: {"probabilities": predictor.model(pixels, training=False)},
-            input_signature=[pixels_spec(predictor.preprocessing.image_size)],
-        )
-        save_module({"serving_default": function}, Path(work))
-        return _convert(Path(work), quantize, calibration)
+def _convert_model(source: Source, model: Path) -> None:
+    """The run's model as a TFLite flatbuffer at ``model``, via an intermediate SavedModel
+    beside it (as large as the model, so in the scratch directory beside OUT, not /tmp)."""
+    saved = model.with_name(f"{model.name}.saved_model")
+    save_module({"serving_default": pixels_function(source.predictor)}, saved)
+    data = _convert(saved, source.quantize, source.calibration)
+    shutil.rmtree(saved)
+    model.write_bytes(data)
 
 
 def _convert(saved_model: Path, quantize: str, calibration: list[np.ndarray]) -> bytes:
@@ -154,13 +120,7 @@ def load(path: Path) -> Predictor:
     with path.open("rb") as handle:
         if handle.read(8)[4:] != _MAGIC:
             raise InputError(f"not a TFLite model or SavedModel directory: {path}")
-    data = read_json(metadata_path(path))
-    try:
-        labels = labels_path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read labels {labels_path(path)}: "
-                         f"{exc.strerror or exc}") from exc
-    return checked(TFLiteRunner(path), labels, data, path)
+    return load_file_export(path, TFLiteRunner)
 
 
 FORMAT = ExportFormat("tflite", ("none", "float16", "dynamic", "int8"), write, claims, load,
