@@ -63,7 +63,8 @@ def save_classifier(ctx: RunContext, nets: Networks) -> None:
     The compute copy's weights go back into the float32 backbone first, so the
     file is float32 whatever the run computed in.
     """
-    copy_weights(nets.work, nets.backbone)
+    if nets.changed:
+        copy_weights(nets.work, nets.backbone)
     config = ctx.config
     classifier = assemble(nets.backbone, nets.head, ctx.preprocessing.image_size,
                           config.trainable, train_bn=config.train_bn)

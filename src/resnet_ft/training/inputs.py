@@ -36,16 +36,31 @@ class Networks:
     """The models of one run.
 
     ``backbone`` is the float32 model that is saved; ``work`` the one computed
-    and trained with (a mixed-precision copy, or ``backbone`` itself).
+    and trained with (a mixed-precision copy, or ``backbone`` itself), built on
+    first use: a head-only run on stored features never computes with the
+    backbone, and building the copy is a few seconds of a warm rerun.
     ``original`` holds ``work``'s weights from before phase 2 changed them, so
     a run whose best epoch was in phase 1 saves the untouched backbone.
     """
 
     backbone: Any
-    work: Any
     metadata: dict[str, Any]
+    precision: str
     head: Any = None
     original: list[np.ndarray] | None = None
+    _work: Any = None
+
+    @property
+    def work(self) -> Any:
+        """The model computed and trained with (built now if it was not yet)."""
+        if self._work is None:
+            self._work = compute_backbone(self.backbone, self.metadata, self.precision)
+        return self._work
+
+    @property
+    def changed(self) -> bool:
+        """Whether ``work`` exists, so its weights may differ from ``backbone``'s."""
+        return self._work is not None
 
 
 @dataclass
@@ -98,9 +113,7 @@ def calibration(config: TrainConfig, split: Split) -> CalibrationSample | None:
 
 def load_networks(config: TrainConfig, backbone: Backbone) -> Networks:
     """The backbone, and the copy that computes (and trains) in ``config.precision``."""
-    model = backbone.model
-    return Networks(model, compute_backbone(model, backbone.metadata, config.precision),
-                    backbone.metadata)
+    return Networks(backbone.model, backbone.metadata, config.precision)
 
 
 def feature_table(paths: list[Path], reader: Reader) -> FeatureTable:
