@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test quick-test lint clean bench mutants browser
+.PHONY: demo test quick-test lint clean bench mutants browser docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 
 # ruff, then the dependency direction (import-linter contracts in pyproject.toml).
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks docs
 	$(BIN)/lint-imports
 
 # The report's browser test drives Debian's Chromium through its WebDriver (a browser that
@@ -53,8 +53,13 @@ test: lint browser
 quick-test: lint browser
 	$(BIN)/python -m pytest -n $(WORKERS) --dist loadscope
 
+# The documentation site into site/ (docs/, mkdocs.yml): offline, and --strict, as `make test`
+# builds it (tests/docs/). NO_MKDOCS_2_WARNING silences Material's end-of-life banner.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 clean:
-	rm -rf demo .pytest_cache .ruff_cache
+	rm -rf demo site .pytest_cache .ruff_cache
 
 # Regenerate benchmarks/RESULTS.md (long: tens of minutes on 2 cores). QUICK=1 for a smoke run.
 bench: $(VENV)/.installed-dev

@@ -183,7 +183,7 @@ def test_onnx_runs_with_onnxruntime_numpy_and_pillow_only(exported, reference, r
     answer = json.loads(done.stdout)
     assert answer["modules"] == [] and answer["outputs"] == ["probabilities"]
     assert np.abs(np.array(answer["given"]) - expected).max() <= 1e-4
-    # the README's Pillow lines resize with Pillow's filter, not TensorFlow's: measured
+    # the documented Pillow lines resize with Pillow's filter, not TensorFlow's: measured
     # max |dp| 0.008 on these images, and the same top class on every one
     pillow = np.array(answer["pillow"])
     assert (pillow.argmax(axis=1) == expected.argmax(axis=1)).all()

@@ -17,7 +17,8 @@ from resnet_ft.runs.run import load_classifier
 from resnet_ft.training.plan import make_plan
 from resnet_ft.training.prune import strongest_units
 
-#: The slim ResNet-101 backbone's parameters (BN statistics included), as README states.
+#: The slim ResNet-101 backbone's parameters (BN statistics included), as
+#: docs/commands/summary.md states.
 BACKBONE = 42_605_504
 
 

@@ -62,8 +62,8 @@ def test_best_trial_reproduces_through_train(swept, cli, tmp_path):
     exactly, val_loss to 1e-4 relative (oneDNN may reorder float32 sums between processes).
 
     The search's own score comes from the compiled trainer: train's arithmetic up to float32
-    rounding, which Adam can amplify on barely separable features (README: up to a few
-    percent); here the two agree to well within one validation image and 1 % of the loss.
+    rounding, which Adam can amplify on barely separable features (docs/commands/sweep.md: up
+    to a few percent); here the two agree to well within one validation image and 1 % of the loss.
     """
     out, _ = swept
     rows = _trials(out)

@@ -2,7 +2,7 @@
 
 Usage: ``python -I onnx_worker.py MODEL.onnx PIXELS.npy IMAGE...``; prints one JSON object:
 the probabilities for the pixels in ``PIXELS.npy`` (decoded by resnet-ft's own pipeline
-in the test), those for ``IMAGE...`` preprocessed with Pillow the way the README shows,
+in the test), those for ``IMAGE...`` preprocessed with Pillow the way docs/commands/export.md shows,
 the labels, and the loaded modules of interest.
 
 TensorFlow, Keras and resnet_ft are made unimportable first (``sys.modules[name] = None``
@@ -24,7 +24,8 @@ from PIL import Image, ImageOps  # noqa: E402
 
 
 def readme_pixels(path: str, size: int, fraction: float) -> np.ndarray:
-    """The README's preprocessing: shorter side to round(size / fraction), centre crop."""
+    """The documented preprocessing (docs/commands/export.md): shorter side to
+    round(size / fraction), centre crop."""
     image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     scale = round(size / fraction) / min(image.size)
     width, height = (max(size, round(side * scale)) for side in image.size)

@@ -262,7 +262,7 @@ class DistillConfig(DistillationSection, TrainConfig):
 
     Loss per labelled image: ``alpha`` x cross-entropy(label) + (1 - alpha) x T^2 x
     KL(teacher_T || student_T), T = ``temperature``; unlabelled images have the second
-    term only. The defaults (alpha 0.1, T 4) are justified in the README.
+    term only. The defaults (alpha 0.1, T 4) are justified in docs/commands/distill.md.
     """
 
     SECTIONS: ClassVar[tuple[type, ...]] = (*TrainConfig.SECTIONS, DistillationSection)

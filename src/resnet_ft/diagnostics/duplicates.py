@@ -10,7 +10,7 @@ are found by the perceptual hashes (resized, re-encoded, mirrored, 90 %
 cropped copies), confirmed or extended by the similarity of the centred
 pooled features with the mirrored view counted; features alone count only
 when nearly identical, so a poor backbone cannot flood the report. The
-default thresholds are calibrated in the README (measured on generated copies
+default thresholds are calibrated in docs/commands/doctor.md (measured on generated copies
 of real photos against distinct photos).
 """
 

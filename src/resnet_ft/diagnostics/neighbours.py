@@ -6,7 +6,7 @@ ResNet features all point roughly the same way) and L2-normalised, so a
 float32 matrix product gives cosines; an image's mirrored view counts as the
 image (mirror copies). Up to ``EXACT_UP_TO`` images the feature search is
 exact, in row blocks (memory: one block of the similarity matrix). Measured
-(README, ``bench_doctor``): exact was faster than an HNSW graph at 10,000 and
+(docs/commands/doctor.md, ``bench_doctor``): exact was faster than an HNSW graph at 10,000 and
 20,000 images; at 100,000 the graph was about 4x faster (12 min against
 ~50, 2 shared cores) but missed 2 of 50 planted near copies. Recall comes
 first, so exact search covers 100,000 images, and the graph
@@ -23,7 +23,7 @@ from resnet_ft.diagnostics.pairs import FeatureNeighbours, Pairs, unique_pairs
 
 #: Elements of one block of the distance matrix (bounds the memory of a search).
 BLOCK_ELEMENTS = 1 << 23
-#: Images up to which the feature search is exact (measured, README).
+#: Images up to which the feature search is exact (measured, docs/commands/doctor.md).
 EXACT_UP_TO = 100_000
 
 
@@ -34,7 +34,7 @@ def hash_pairs(hashes: np.ndarray, max_distance: int) -> Pairs:
     distance of a pair is the smallest over both directions and all variants.
     Exact: every variant of every image against every whole-image hash, by
     faiss' binary flat index (popcount, multi-threaded; 7.7x numpy's blocked
-    XOR + popcount at 100,000 images, README).
+    XOR + popcount at 100,000 images, docs/commands/doctor.md).
     """
     import faiss
 

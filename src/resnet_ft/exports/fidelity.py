@@ -27,7 +27,7 @@ BATCH = 32
 #: 2e-6 for SavedModel, TFLite, ONNX and OpenVINO).
 FLOAT_TOLERANCE = 1e-3
 #: A quantised export must pick the float model's class on at least this share of the
-#: validation images (measured on the flowers sample: README, "Export").
+#: validation images (measured on the flowers sample: docs/commands/export.md).
 MIN_AGREEMENT = 0.90
 
 

@@ -18,10 +18,10 @@ served. A file that fails — a flipped bit, a truncated tail, a shard written b
 without checksums — is :class:`Damaged`: the store sets it aside and recomputes its
 entries (:mod:`resnet_ft.features.store`).
 
-xxh3-128 was measured against crc32c and blake3 on a 32 MB shard here (README,
-``benchmarks/bench_checksum.py``): the fastest (28 GB/s on one core), with 128 bits
-where crc32c has 32; the store guards against corruption, not against an adversary, so a
-cryptographic hash would only cost time.
+xxh3-128 was measured against crc32c and blake3 on a 32 MB shard here
+(docs/concepts/reliability.md, ``benchmarks/bench_checksum.py``): the fastest (28 GB/s on
+one core), with 128 bits where crc32c has 32; the store guards against corruption, not
+against an adversary, so a cryptographic hash would only cost time.
 """
 
 from __future__ import annotations

@@ -38,10 +38,10 @@ if TYPE_CHECKING:
     from resnet_ft.features.engines import EngineContext
 
 #: Centred cosine between int8 and float32 pooled features on held-out images: the median
-#: and the worst image below which int8 is refused. Measured (README): 0.9957 / 0.977 on
-#: the flowers sample with the ResNet-101 stand-in at 224 px, 0.990 / 0.984 on generated
-#: images with the ResNet-50 stand-in at 128 px; heads trained on such int8 features agree
-#: with float32 ones on at least 95 % of validation images.
+#: and the worst image below which int8 is refused. Measured (docs/concepts/precision.md):
+#: 0.9957 / 0.977 on the flowers sample with the ResNet-101 stand-in at 224 px, 0.990 /
+#: 0.984 on generated images with the ResNet-50 stand-in at 128 px; heads trained on such
+#: int8 features agree with float32 ones on at least 95 % of validation images.
 MIN_MEDIAN, MIN_WORST = 0.98, 0.90
 #: Changes the cache key when the conversion or quantisation recipe changes.
 RECIPE = "nncf-performance-fbc-2"
