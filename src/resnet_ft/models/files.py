@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +41,15 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with zipfile.ZipFile(path) as archive:
             if METADATA_ENTRY not in archive.namelist():
                 return {}
-            return json.loads(archive.read(METADATA_ENTRY))
-    except (OSError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+            data = json.loads(archive.read(METADATA_ENTRY))
+    # ValueError: not JSON or not UTF-8; zlib.error, EOFError, NotImplementedError: a damaged
+    # member or header
+    except (OSError, EOFError, ValueError, NotImplementedError, zlib.error,
+            zipfile.BadZipFile) as exc:
         raise InputError(f"not a Keras model file: {path} ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"not a Keras model file: {path} ({METADATA_ENTRY} is not an object)")
+    return data
 
 
 def backbone_metadata(path: str | Path) -> dict[str, Any]:

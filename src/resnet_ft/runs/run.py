@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from resnet_ft.config import DistillConfig, TrainConfig, load_yaml, make_config
+from resnet_ft.config.sections import RESIZE_MODES
 from resnet_ft.data.folders import Sample
 from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.errors import InputError
@@ -102,7 +103,7 @@ class Run:
             path = self.file(LABELS_FILE)
             try:
                 labels = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
+            except (OSError, ValueError) as exc:  # ValueError: not JSON, not UTF-8
                 raise InputError(f"cannot read {path}: {exc}") from exc
             if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
                 raise InputError(f"{path} must be a JSON list of class names")
@@ -139,7 +140,7 @@ class Run:
         try:
             return [Path(row["file"]) for row in self._split_rows()
                     if row.get("subset") == subset]
-        except (OSError, KeyError, csv.Error) as exc:
+        except (OSError, KeyError, ValueError, csv.Error) as exc:  # ValueError: not UTF-8
             raise InputError(f"cannot read {self.file(SPLIT_FILE)}: {exc}") from exc
 
     def samples(self, subset: str, labels: list[str] | None = None) -> list[Sample]:
@@ -161,12 +162,16 @@ class Run:
             return list(csv.DictReader(handle))
 
     def skipped(self) -> set[str]:
-        """Files the run could not decode (``skipped.csv``; empty when it has none)."""
+        """Files the run could not decode (``skipped.csv``; empty when it has none, a one-line
+        error when it cannot be read: guessing would use images the run refused)."""
+        path = self.file(SKIPPED_FILE)
         try:
-            with self.file(SKIPPED_FILE).open(newline="", encoding="utf-8") as handle:
+            with path.open(newline="", encoding="utf-8") as handle:
                 return {row["file"] for row in csv.DictReader(handle)}
         except FileNotFoundError:
             return set()
+        except (OSError, KeyError, ValueError, csv.Error) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from exc
 
     def usable(self, subset: str) -> list[Path]:
         """The ``train`` or ``val`` files the run used: ``split.csv``'s less ``skipped.csv``'s."""
@@ -177,7 +182,7 @@ class Run:
         """``metrics.json`` (``{}`` when missing or unreadable)."""
         try:
             data = json.loads(self.file(METRICS_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # not JSON, not UTF-8
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -198,13 +203,25 @@ class Run:
         """The geometry the run's model was trained with (from its model file)."""
         stored = self.metadata().get("preprocessing", {})
         try:
-            return Preprocessing(**stored) if stored else Preprocessing()
+            found = Preprocessing(**stored) if stored else Preprocessing()
         except TypeError as exc:
             raise InputError(f"{self.model_path} has no valid preprocessing") from exc
+        if not _valid_geometry(found):
+            raise InputError(f"{self.model_path} has no valid preprocessing: {stored}")
+        return found
 
     def load_classifier(self) -> tuple[keras.Model, list[str]]:
-        """The trained model (pixels in [0, 255] -> probabilities) and its labels."""
-        return load_model(self.model_path), self.labels
+        """The trained model (pixels in [0, 255] -> probabilities) and its labels.
+
+        The two files must agree: a model with more outputs than names would index
+        past the labels, one with fewer would silently leave classes out.
+        """
+        model, labels = load_model(self.model_path), self.labels
+        classes = model.outputs[0].shape[-1]
+        if classes != len(labels):
+            raise InputError(f"{self.file(LABELS_FILE)} lists {len(labels)} classes but "
+                             f"{self.model_path} has {classes} outputs")
+        return model, labels
 
     def write_inputs(self, config: TrainConfig, labels: list[str], split_csv: str) -> None:
         """The resolved config, the class names and the split: what the run is, before it runs."""
@@ -221,6 +238,13 @@ class Run:
 
     def write_skipped(self, skipped: dict[str, str]) -> None:
         write_text(self.file(SKIPPED_FILE), csv_text(["file", "reason"], skipped.items()))
+
+
+def _valid_geometry(spec: Preprocessing) -> bool:
+    """Whether a model file's stored geometry can be used (a damaged one fails deep in TF)."""
+    size, fraction = spec.image_size, spec.crop_fraction
+    return (isinstance(size, int) and size > 0 and spec.resize in RESIZE_MODES
+            and isinstance(fraction, float | int) and 0 < fraction <= 1)
 
 
 def load_classifier(run_dir: str | Path) -> tuple[keras.Model, list[str]]:

@@ -32,7 +32,7 @@ FORMATS_HELP = (
     "with PyTorch installed)"
 )
 
-#: (format, example command line) for ``resnet-ft convert --help`` and the README.
+#: (format, example command line) for ``resnet-ft convert --help`` and docs/commands/convert.md.
 FORMAT_EXAMPLES: list[tuple[str, str]] = [
     ("TF-slim checkpoint: prefix, .index file or directory",
      "resnet-ft convert resnet_v1_101.ckpt -o backbone.keras"),
@@ -87,12 +87,16 @@ def read_checkpoint(path: str | Path, depth: int | None = None) -> SourceWeights
         "safetensors": torchvision.read_safetensors,
         "torch": torchvision.read_torch,
     }
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
     kind = detect_format(path)
     if kind is None:
         raise CheckpointError(
             f"unrecognised checkpoint format: {path} is neither a TF-slim checkpoint nor an "
             f"HDF5, safetensors or PyTorch file; expected {FORMATS_HELP}"
         )
+    if kind != "slim" and path.is_dir():  # named like a file of that format
+        raise CheckpointError(f"cannot read checkpoint {path}: it is a directory, not a file")
     return readers[kind](path, depth)
 
 
@@ -113,7 +117,8 @@ def _sniff(path: Path) -> str | None:
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
-        except (OSError, zipfile.BadZipFile):
+        # ValueError: a member name that is not UTF-8; the reader the suffix picks says more
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile):
             return None
         if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
             return "torch"

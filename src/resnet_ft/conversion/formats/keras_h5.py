@@ -107,7 +107,8 @@ def read(path: Path, depth: int | None = None) -> SourceWeights:
     try:
         with h5py.File(path, "r") as handle:
             layers = _read_layers(handle, path)
-    except (OSError, KeyError, ValueError, TypeError) as exc:  # h5py on corrupt/truncated files
+    # h5py on corrupt/truncated files; MemoryError: an attribute whose dataspace was damaged
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, MemoryError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
     blocks = [int(m.group(1)) for name in layers if (m := _STAGE3_BLOCK.match(name))]
     if not blocks:
@@ -230,4 +231,21 @@ def _decode(value: object) -> str:
 
 
 def _array(dataset: h5py.Dataset) -> np.ndarray:
+    """A dataset's values, once its declared size is known to fit the bytes that hold it.
+
+    HDF5 takes a dataspace at its word: a damaged one declaring terabytes (or a
+    dataset never written) would be allocated and filled before anything fails,
+    so a declaration larger than the file, or one a contiguous dataset's storage
+    does not match, is refused first (a ``ValueError``, reported by :func:`read`).
+    """
+    if dataset.shape is None:
+        raise ValueError(f"dataset {dataset.name} has no dataspace (corrupt file?)")
+    declared = dataset.size * dataset.dtype.itemsize
+    stored = dataset.id.get_storage_size()
+    contiguous = dataset.chunks is None and dataset.dtype.kind in "biufc"
+    if declared > dataset.file.id.get_filesize() or (contiguous and stored != declared):
+        raise ValueError(
+            f"dataset {dataset.name} declares shape {dataset.shape} of {dataset.dtype} "
+            f"({declared} bytes) but stores {stored} bytes (corrupt file?)"
+        )
     return np.asarray(dataset[()])  # dtype checked when ported

@@ -2,10 +2,12 @@
 
 Read with TensorFlow's checkpoint reader, which handles both the V2 layout
 (``.index`` + ``.data-*``) and the single-file V1 layout of the 2016 release,
-with no TF1 session. The name map is one line: the Keras layer
-``block3.unit_23.bottleneck_v1.conv2`` is the slim scope
-``resnet_v1_101/block3/unit_23/bottleneck_v1/conv2``; slim kernels are already
-HWIO, so only the 1x1-conv logits need a reshape to a Dense kernel.
+with no TF1 session, once :mod:`~resnet_ft.conversion.formats.tf_tables` has
+checked the tables (that reader aborts the whole process on some damage). The
+name map is one line: the Keras layer ``block3.unit_23.bottleneck_v1.conv2`` is
+the slim scope ``resnet_v1_101/block3/unit_23/bottleneck_v1/conv2``; slim
+kernels are already HWIO, so only the 1x1-conv logits need a reshape to a Dense
+kernel.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from resnet_ft.conversion.formats.base import Hook, SourceWeights, detect_depth
+from resnet_ft.conversion.formats.tf_tables import check_checkpoint
 from resnet_ft.errors import CheckpointError, one_line
 from resnet_ft.models.architectures import SLIM
 
@@ -99,6 +102,7 @@ def read(path: Path, depth: int | None = None) -> SourceWeights:
     import tensorflow as tf
 
     prefix = resolve_prefix(path)
+    check_checkpoint(prefix, path)  # TensorFlow's reader aborts the process on some damage
     try:
         reader = tf.train.load_checkpoint(str(prefix))
         shapes = reader.get_variable_to_shape_map()

@@ -26,6 +26,8 @@ transpose hook); ``fc.weight`` is ``(classes, 2048)``, the transpose of a Dense 
 from __future__ import annotations
 
 import re
+import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,6 +58,8 @@ NON_MODEL_SUFFIXES = ("num_batches_tracked",)
 TOP_KEYS = ("fc.weight", "fc.bias")
 _STAGE3_BLOCK = re.compile(r"^layer3\.(\d+)\.")
 _BOTTLENECK = re.compile(r"^layer\d\.\d+\.conv3\.")
+#: The reason inside ``torch.load``'s many-line "Weights only load failed" message.
+_UNPICKLER = re.compile(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", re.S)
 
 
 def torch_key(ref: LayerRef, variable: str) -> str:
@@ -101,10 +105,11 @@ def read_torch(path: Path, depth: int | None = None) -> SourceWeights:
             f"reading {path} needs PyTorch, which is not installed: pip install torch, "
             "or save the state dict as .safetensors (read without torch)"
         ) from exc
+    _verify_archive(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling, zip and torch errors alike: one line for the user
-        raise CheckpointError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
+        raise CheckpointError(f"cannot read checkpoint {path}: {_torch_reason(exc)}") from exc
     if not isinstance(state, Mapping) or not all(
         isinstance(value, torch.Tensor) for value in state.values()
     ):
@@ -118,6 +123,38 @@ def read_torch(path: Path, depth: int | None = None) -> SourceWeights:
     arrays = {str(key): (value.detach().cpu().float() if value.dtype == torch.bfloat16
                          else value.detach().cpu()).numpy() for key, value in state.items()}
     return _from_state_dict(arrays, path, depth)
+
+
+def _verify_archive(path: Path) -> None:
+    """Check every member of a ``torch.save`` zip archive against its recorded CRC-32.
+
+    PyTorch's reader skips the checksums, so one flipped byte in ``data.pkl`` can
+    point a tensor at another tensor's storage and load without complaint.
+    Legacy (pre-1.6) files are plain pickles with no checksums, and members saved
+    with ``torch.serialization.set_crc32_options(False)`` record none (0): both are
+    left to ``torch.load``.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0 and info.file_size:
+                    continue
+                with archive.open(info) as member:  # raises at the end on a CRC mismatch
+                    while member.read(1 << 22):
+                        pass
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """What ``torch.load`` found wrong, without its advice to load the file unsafely."""
+    match = _UNPICKLER.search(str(exc))
+    if match and match.group(1).strip():
+        return f"PyTorch's safe loader refused it ({' '.join(match.group(1).split())})"
+    return one_line(exc)
 
 
 def _from_state_dict(
