@@ -59,7 +59,7 @@ def exports(run: Path) -> dict[str, dict[str, object]]:
 
 def throughput(run: Path, repeats: int) -> dict[str, dict[str, float]]:
     """images/s of every export's runtime and of the Keras model, interleaved rounds."""
-    from resnet_ft.data.preprocessing import image_dataset
+    from resnet_ft.data.preprocessing import decoded_pixels
     from resnet_ft.exports import load_exported
     from resnet_ft.inference.loaders import load_predictor
     from resnet_ft.runs.run import Run
@@ -68,9 +68,7 @@ def throughput(run: Path, repeats: int) -> dict[str, dict[str, float]]:
     predictors = {"keras/float32": keras_model}
     predictors |= {f"{fmt}/{quantize}": load_exported(OUT / "exports" / name)
                    for fmt, quantize, name in VARIANTS if (OUT / "exports" / name).exists()}
-    paths = [str(p) for p in Run.finished(run).split("val")]
-    pixels = np.stack([p.numpy() for p, error in image_dataset(paths, keras_model.preprocessing)
-                       if not error.numpy()])
+    pixels = decoded_pixels(Run.finished(run).split("val"), keras_model.preprocessing)
     seconds: dict[str, list[float]] = {name: [] for name in predictors}
     for predictor in predictors.values():  # warm-up: compile, allocate
         predictor.model(pixels[:BATCH], training=False)

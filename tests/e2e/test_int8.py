@@ -16,8 +16,6 @@ import yaml
 
 from resnet_ft.data.standin import write_standin_images
 
-pytest.importorskip("openvino")  # a dev dependency: this only guards a broken install
-
 COMMON = ("--image-size", 96, "--batch-size", 8, "--val-split", 0.2, "--seed", 1,
           "--calibration-images", 100, "--epochs", 20)
 

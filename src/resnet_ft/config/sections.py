@@ -35,12 +35,11 @@ from resnet_ft.config.fields import (
     to_yaml,
 )
 from resnet_ft.data.folders import Split, make_split
-from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.data.preprocessing import RESIZE_MODES, Preprocessing
 from resnet_ft.errors import InputError
 from resnet_ft.models.head import HEADS, HeadSpec
 from resnet_ft.models.precision import PRECISIONS, resolve_precision
 
-RESIZE_MODES = ("crop", "squash")
 TRAINABLE_MODES = ("head", "block4", "block3", "block2", "block1", "all")
 AUGMENTATIONS = ("flip", "crop", "rotate", "zoom", "color")
 OPTIMIZERS = ("adam", "sgd", "adamw")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 CROP_FRACTION = 0.875
+RESIZE_MODES = ("crop", "squash")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,23 @@ class Preprocessing:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form; also part of feature-cache keys."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: object) -> Preprocessing:
+        """The geometry a file stored (a model's or an export's metadata), checked.
+
+        A damaged value would otherwise fail deep inside TensorFlow's resize, or (an
+        unknown mode) silently resize as ``crop``. ``ValueError`` says what is wrong.
+        """
+        try:
+            spec = cls(**stored)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise ValueError(f"not a preprocessing: {stored!r}") from exc
+        size, fraction = spec.image_size, spec.crop_fraction
+        if not (isinstance(size, int) and size > 0 and spec.resize in RESIZE_MODES
+                and isinstance(fraction, float | int) and 0 < fraction <= 1):
+            raise ValueError(f"not a valid preprocessing: {stored!r}")
+        return spec
 
 
 def decode_or_error(path: bytes) -> tuple[np.ndarray, bytes]:
@@ -86,3 +105,12 @@ def image_dataset(paths: list[str], spec: Preprocessing) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).map(
         load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
+
+
+def decoded_pixels(paths: list[Path], spec: Preprocessing) -> np.ndarray:
+    """The decodable files' pixels ``(N, S, S, 3)``, as extraction decodes them; files that
+    fail are left out (for samples, such as calibration images, where one missing is fine)."""
+    decoded = [p.numpy() for p, error in image_dataset([str(x) for x in paths], spec)
+               if not error.numpy()]
+    size = spec.image_size
+    return np.stack(decoded) if decoded else np.zeros((0, size, size, 3), np.float32)

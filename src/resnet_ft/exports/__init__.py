@@ -19,7 +19,7 @@ The labels are a constant in the graph (that is how ``top_k_labels`` are produce
 does not read).
 
 The in-graph decoder gives the same pixels as training's Pillow decoder (measured
-format by format in :mod:`~resnet_ft.exports.saved_model`), with one exception:
+format by format in :mod:`~resnet_ft.exports.formats.saved_model`), with one exception:
 TensorFlow ignores the EXIF orientation tag, which Pillow applies, so a photo stored
 rotated (common from phones) is classified unrotated; send upright images, or decode
 them yourself and call ``serving_pixels``. One undecodable file fails the whole
@@ -66,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_ft.data.preprocessing import Preprocessing, image_dataset
+from resnet_ft.data.preprocessing import Preprocessing, decoded_pixels
 from resnet_ft.data.sampling import calibration_sample
 from resnet_ft.errors import InputError
 from resnet_ft.exports.formats import FORMATS, load
@@ -161,9 +161,7 @@ def calibration_pixels(run: Run, spec: Preprocessing, count: int) -> list[np.nda
     if not train:
         raise InputError(f"--quantize int8 calibrates on the run's training images, and "
                          f"{run.file('split.csv')} lists none")
-    sample = calibration_sample(train, count, held_out=0)
-    pixels = [p.numpy() for p, error in image_dataset([str(f) for f in sample.files], spec)
-              if not error.numpy()]
+    pixels = list(decoded_pixels(list(calibration_sample(train, count, held_out=0).files), spec))
     if not pixels:
         raise InputError(f"no decodable training image in {run.file('split.csv')} "
                          "to calibrate the int8 model")

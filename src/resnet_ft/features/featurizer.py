@@ -146,13 +146,9 @@ class Featurizer:
 
     def _pixels(self, paths: list[Path]) -> np.ndarray:
         """The decodable files' pixels, as extraction decodes them."""
-        from resnet_ft.data.preprocessing import image_dataset
+        from resnet_ft.data.preprocessing import decoded_pixels
 
-        decoded = [p.numpy() for p, error in image_dataset([str(x) for x in paths],
-                                                            self.preprocessing)
-                   if not error.numpy()]
-        size = self.preprocessing.image_size
-        return np.stack(decoded) if decoded else np.zeros((0, size, size, 3), np.float32)
+        return decoded_pixels(paths, self.preprocessing)
 
     def _float32(self, pixels: np.ndarray) -> np.ndarray:
         """float32 pooled features of pixels: the reference an int8 model is checked against."""

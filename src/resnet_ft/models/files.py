@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import zipfile
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_ft.errors import InputError, one_line
 from resnet_ft.util.atomic import atomic_path
+from resnet_ft.util.zipfiles import ZIP_DAMAGE
 
 if TYPE_CHECKING:
     import keras
@@ -42,10 +42,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
             if METADATA_ENTRY not in archive.namelist():
                 return {}
             data = json.loads(archive.read(METADATA_ENTRY))
-    # ValueError: not JSON or not UTF-8; zlib.error, EOFError, NotImplementedError: a damaged
-    # member or header
-    except (OSError, EOFError, ValueError, NotImplementedError, zlib.error,
-            zipfile.BadZipFile) as exc:
+    except ZIP_DAMAGE as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InputError(f"not a Keras model file: {path} ({exc})") from exc
     if not isinstance(data, dict):
         raise InputError(f"not a Keras model file: {path} ({METADATA_ENTRY} is not an object)")

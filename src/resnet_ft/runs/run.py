@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from resnet_ft.config import DistillConfig, TrainConfig, load_yaml, make_config
-from resnet_ft.config.sections import RESIZE_MODES
 from resnet_ft.data.folders import Sample
 from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.errors import InputError
@@ -203,12 +202,9 @@ class Run:
         """The geometry the run's model was trained with (from its model file)."""
         stored = self.metadata().get("preprocessing", {})
         try:
-            found = Preprocessing(**stored) if stored else Preprocessing()
-        except TypeError as exc:
-            raise InputError(f"{self.model_path} has no valid preprocessing") from exc
-        if not _valid_geometry(found):
-            raise InputError(f"{self.model_path} has no valid preprocessing: {stored}")
-        return found
+            return Preprocessing.from_dict(stored) if stored else Preprocessing()
+        except ValueError as exc:
+            raise InputError(f"{self.model_path} has no valid preprocessing: {stored}") from exc
 
     def load_classifier(self) -> tuple[keras.Model, list[str]]:
         """The trained model (pixels in [0, 255] -> probabilities) and its labels.
@@ -238,13 +234,6 @@ class Run:
 
     def write_skipped(self, skipped: dict[str, str]) -> None:
         write_text(self.file(SKIPPED_FILE), csv_text(["file", "reason"], skipped.items()))
-
-
-def _valid_geometry(spec: Preprocessing) -> bool:
-    """Whether a model file's stored geometry can be used (a damaged one fails deep in TF)."""
-    size, fraction = spec.image_size, spec.crop_fraction
-    return (isinstance(size, int) and size > 0 and spec.resize in RESIZE_MODES
-            and isinstance(fraction, float | int) and 0 < fraction <= 1)
 
 
 def load_classifier(run_dir: str | Path) -> tuple[keras.Model, list[str]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from resnet_ft.conversion.formats.base import SourceWeights
 from resnet_ft.errors import CheckpointError
+from resnet_ft.util.zipfiles import ZIP_DAMAGE
 
 __all__ = ["FORMATS_HELP", "FORMAT_EXAMPLES", "SourceWeights", "detect_format", "read_checkpoint"]
 
@@ -117,8 +118,7 @@ def _sniff(path: Path) -> str | None:
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
-        # ValueError: a member name that is not UTF-8; the reader the suffix picks says more
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile):
+        except ZIP_DAMAGE:  # the reader the suffix picks says more
             return None
         if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
             return "torch"

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import zipfile
-import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from resnet_ft.conversion.formats.base import (
 )
 from resnet_ft.errors import CheckpointError, one_line
 from resnet_ft.models.architectures import TORCHVISION
+from resnet_ft.util.zipfiles import ZIP_DAMAGE
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 TORCH_SUFFIXES = (".pth", ".pt")
@@ -144,8 +144,7 @@ def _verify_archive(path: Path) -> None:
                 with archive.open(info) as member:  # raises at the end on a CRC mismatch
                     while member.read(1 << 22):
                         pass
-    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
-            zlib.error) as exc:
+    except ZIP_DAMAGE as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
 
 

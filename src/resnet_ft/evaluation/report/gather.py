@@ -25,6 +25,7 @@ from resnet_ft.errors import InputError
 from resnet_ft.evaluation.evaluate import Scores, cached_head, score, scores_report
 from resnet_ft.inference.predictor import Predictor
 from resnet_ft.runs.run import MODEL_FILE, SPLIT_FILE, Run, model_file
+from resnet_ft.util.zipfiles import ZIP_DAMAGE
 
 
 @dataclass
@@ -98,6 +99,6 @@ def versions(run: Path) -> dict[str, str]:
             saved = json.loads(archive.read("metadata.json"))
         found["model saved with Keras"] = str(saved.get("keras_version", "?"))
         found["model saved on"] = str(saved.get("date_saved", "?"))
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+    except (KeyError, *ZIP_DAMAGE):  # json's decode errors are ValueErrors
         found["model saved with Keras"] = f"unknown ({MODEL_FILE} has no save record)"
     return found

@@ -229,8 +229,8 @@ def checked(runner: Any, labels: list[str], data: dict[str, Any], path: Path) ->
     if len(labels) != runner.classes:
         raise InputError(f"{path} has {runner.classes} classes but {len(labels)} labels")
     try:
-        spec = Preprocessing(**data["preprocessing"])
-    except (KeyError, TypeError) as exc:
+        spec = Preprocessing.from_dict(data["preprocessing"])
+    except (KeyError, ValueError) as exc:
         raise InputError(f"no valid preprocessing in the metadata of {path}") from exc
     return Predictor(runner, labels, spec)
 

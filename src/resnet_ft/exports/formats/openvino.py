@@ -31,6 +31,7 @@ from resnet_ft.exports.formats.base import (
 from resnet_ft.exports.formats.saved_model import pixels_function
 from resnet_ft.features.engines.openvino import CONFIG, Runner, decline_telemetry, quantise
 from resnet_ft.inference.predictor import Predictor
+from resnet_ft.models.precision import INT8_PACKAGES
 from resnet_ft.util.native import native_stderr_discarded
 
 #: Layers whose runtime precision the report lists: where the multiply-accumulates are.
@@ -100,5 +101,5 @@ def load(path: Path) -> Predictor:
 
 
 FORMAT = ExportFormat("openvino", ("none", "int8"), write, claims, load, calibrated=("int8",),
-                      packages=("openvino", "nncf"), runtime=("openvino",), extra="openvino",
+                      packages=INT8_PACKAGES, runtime=("openvino",), extra="openvino",
                       suffix=".xml")
