@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,6 +26,24 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory) -> Iterator[Callable[[str], Path]]:
+    """``mktemp`` for module-scoped fixtures, whose folders go when the module ends.
+
+    A run directory holds a whole ResNet (about 200 MB); kept to the end of the
+    session, the suite's module fixtures alone took 9 GB and filled a CI disk.
+    """
+    made: list[Path] = []
+
+    def mktemp(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield mktemp
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(params=["compiled", "eager"])

@@ -32,9 +32,9 @@ COMMAND_ROW = re.compile(r"^│ (\w[\w-]*)\s{2,}\S", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def site(module_tmp: pytest.TempPathFactory) -> Path:
     """The site, built from this checkout with ``--strict`` into a temporary folder."""
-    out = tmp_path_factory.mktemp("site")
+    out = module_tmp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}  # Material's end-of-life banner
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out), "-f",

@@ -17,8 +17,8 @@ from resnet_ft.data.standin import write_standin_images
 
 
 @pytest.fixture(scope="module")
-def small_set(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache-data")
+def small_set(module_tmp):
+    root = module_tmp("cache-data")
     return write_standin_images(root / "images", classes=("a", "b"), per_class=3, min_size=40,
                                 max_size=56)
 

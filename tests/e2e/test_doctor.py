@@ -31,11 +31,11 @@ def _tree_digest(root: Path) -> dict[str, tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def doctored(backbone101, tmp_path_factory):
+def doctored(backbone101, module_tmp):
     """The planted data set, its digest before, and one doctor run (--json, --fix-split)."""
     from resnet_ft.cli import main
 
-    root = tmp_path_factory.mktemp("plant")
+    root = module_tmp("plant")
     plant = planted_dataset(root / "data")
     before = _tree_digest(plant.root)
     out, cache = root / "report", root / "cache"

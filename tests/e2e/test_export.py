@@ -41,9 +41,9 @@ def _probabilities(predictor, paths: list[Path]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pngs(flowers, tmp_path_factory) -> list[Path]:
+def pngs(flowers, module_tmp) -> list[Path]:
     """The 40 stand-in JPEGs re-saved as PNG: lossless, so every decoder sees the same pixels."""
-    folder = tmp_path_factory.mktemp("png")
+    folder = module_tmp("png")
     out = []
     for path in _files(flowers):
         target = folder / f"{path.stem}.png"
@@ -59,9 +59,9 @@ def float_model(trained):
 
 
 @pytest.fixture(scope="module")
-def saved_model(trained, tmp_path_factory):
+def saved_model(trained, module_tmp):
     run, _ = trained
-    out = tmp_path_factory.mktemp("export") / "saved_model"
+    out = module_tmp("export") / "saved_model"
     return out, export_saved_model(run, out)
 
 
@@ -82,19 +82,19 @@ def serve(saved_model):
 
 
 @pytest.fixture(scope="module")
-def tflite_float(trained, tmp_path_factory):
+def tflite_float(trained, module_tmp):
     run, _ = trained
-    out = tmp_path_factory.mktemp("export") / "model.tflite"
+    out = module_tmp("export") / "model.tflite"
     return out, export_tflite(run, out)
 
 
 @pytest.fixture(scope="module")
-def confident(trained, flowers, backbone101, tmp_path_factory) -> Path:
+def confident(trained, flowers, backbone101, module_tmp) -> Path:
     """40 epochs at lr 1e-3 on the features ``trained`` cached: confident on most images."""
     from resnet_ft.cli import main
 
     _, cache = trained
-    run = tmp_path_factory.mktemp("runs") / "confident"
+    run = module_tmp("runs") / "confident"
     args = ["train", flowers, "--backbone", backbone101, "-o", run, "--epochs", 40, "--lr", 1e-3,
             "--val-split", 0.25, "--cache-dir", cache, *SMALL]
     assert main([str(a) for a in args]) == 0
@@ -102,10 +102,10 @@ def confident(trained, flowers, backbone101, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(flowers, tmp_path_factory) -> Path:
+def tiny(flowers, module_tmp) -> Path:
     """A small CNN (about 20k weights) fitted on the flowers and saved as a run, with them as
     its split (fitted: quantised exports of an undecided model fail their agreement floor)."""
-    return write_tiny_run(flowers, tmp_path_factory.mktemp("runs") / "tiny", widths=(32, 64),
+    return write_tiny_run(flowers, module_tmp("runs") / "tiny", widths=(32, 64),
                           epochs=40)
 
 

@@ -31,20 +31,20 @@ WORKER = Path(__file__).parents[1] / "support" / "onnx_worker.py"
 
 
 @pytest.fixture(scope="module")
-def run50(flowers, backbone50, tmp_path_factory) -> Path:
+def run50(flowers, backbone50, module_tmp) -> Path:
     from resnet_ft.cli import main
 
-    run = tmp_path_factory.mktemp("runs") / "r50"
+    run = module_tmp("runs") / "r50"
     args = ["train", flowers, "--backbone", backbone50, "-o", run, "--epochs", 80, "--lr", 3e-3,
-            "--val-split", 0.25, "--cache-dir", tmp_path_factory.mktemp("cache"), *SMALL]
+            "--val-split", 0.25, "--cache-dir", module_tmp("cache"), *SMALL]
     assert main([str(a) for a in args]) == 0
     return run
 
 
 @pytest.fixture(scope="module")
-def exported(run50, tmp_path_factory):
+def exported(run50, module_tmp):
     """``exported(format, quantize) -> (OUT, report)``, each export made once."""
-    folder = tmp_path_factory.mktemp("exports")
+    folder = module_tmp("exports")
     made: dict[tuple[str, str], tuple[Path, object]] = {}
 
     def get(fmt: str, quantize: str):

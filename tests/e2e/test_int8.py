@@ -21,17 +21,17 @@ COMMON = ("--image-size", 96, "--batch-size", 8, "--val-split", 0.2, "--seed", 1
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return write_standin_images(tmp_path_factory.mktemp("int8") / "data", per_class=40,
+def data(module_tmp) -> Path:
+    return write_standin_images(module_tmp("int8") / "data", per_class=40,
                                 min_size=80, max_size=200)
 
 
 @pytest.fixture(scope="module")
-def runs(data, backbone50, tmp_path_factory):
+def runs(data, backbone50, module_tmp):
     """An int8 run and a float32 run on the same data (and store root), and their outputs."""
     from resnet_ft.cli import main
 
-    root = tmp_path_factory.mktemp("int8runs")
+    root = module_tmp("int8runs")
     for precision in ("int8", "float32"):
         code = main([str(a) for a in ("train", data, "--backbone", backbone50, "-o",
                                       root / precision, "--precision", precision,

@@ -61,13 +61,13 @@ def test_default_is_float32_and_exactly_the_saved_model(trained, images, cli):
 
 
 @pytest.fixture(scope="module")
-def mixed(backbone101, tmp_path_factory):
+def mixed(backbone101, module_tmp):
     """A confident head-only run trained in bfloat16 on separable generated images (white,
     yellow and crimson blobs), its data, and its 12 validation images as a class-per-folder set
     of links (the same files for the cache: identities resolve links)."""
     from resnet_ft.data.standin import write_standin_images
 
-    root = tmp_path_factory.mktemp("precision")
+    root = module_tmp("precision")
     data = write_standin_images(root / "data", classes=("daisy", "dandelion", "roses"),
                                 per_class=16, min_size=40, max_size=64)
     run = root / "run"

@@ -67,9 +67,9 @@ def text_run(trained, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(flowers, tmp_path_factory) -> Path:
+def tiny(flowers, module_tmp) -> Path:
     """A small CNN saved as a run; every fourth flowers image is in its validation split."""
-    return write_tiny_run(flowers, tmp_path_factory.mktemp("edges") / "tiny", widths=(8,))
+    return write_tiny_run(flowers, module_tmp("edges") / "tiny", widths=(8,))
 
 
 @pytest.fixture

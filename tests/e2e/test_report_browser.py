@@ -22,9 +22,9 @@ def case(flowers, backbone101, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(case, tmp_path_factory):
+def page(case, module_tmp):
     """The report's index.html open in headless Chromium (closed after the module)."""
-    driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
+    driver = chromium(module_tmp("chromium-profile"))
     try:
         driver.get((case.report / "index.html").resolve().as_uri())
         yield driver

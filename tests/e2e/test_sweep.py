@@ -29,12 +29,12 @@ def _finished(sweep_dir):
 
 
 @pytest.fixture(scope="module")
-def swept(trained, flowers, backbone50, tmp_path_factory):
+def swept(trained, flowers, backbone50, module_tmp):
     """Four trials scored on train's validation split (--folds 1), on the warm cache."""
     from resnet_ft.cli import main
 
     _, cache = trained
-    out = tmp_path_factory.mktemp("sweeps") / "flowers"
+    out = module_tmp("sweeps") / "flowers"
     args = ["sweep", flowers, "--backbone", backbone50, "-o", out, "--trials", 4, "--folds", 1,
             "--cache-dir", cache, *SWEEP]
     assert main([str(a) for a in args]) == 0

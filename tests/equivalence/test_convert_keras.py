@@ -28,13 +28,13 @@ KERAS_RESNET50_NOTOP_PARAMS = 23_587_712
 
 
 @pytest.fixture(scope="module")
-def ref50(tmp_path_factory):
-    return make_reference(tmp_path_factory.mktemp("keras50"), 50, SIZES)
+def ref50(module_tmp):
+    return make_reference(module_tmp("keras50"), 50, SIZES)
 
 
 @pytest.fixture(scope="module")
-def ref101(tmp_path_factory):
-    return make_reference(tmp_path_factory.mktemp("keras101"), 101, SIZES)
+def ref101(module_tmp):
+    return make_reference(module_tmp("keras101"), 101, SIZES)
 
 
 @pytest.fixture(scope="module", params=[50, 101], ids=["resnet50", "resnet101"])
@@ -46,11 +46,11 @@ def reference(request):
     scope="module", params=[(50, "legacy"), (50, "keras3"), (101, "legacy")],
     ids=["resnet50-legacy", "resnet50-keras3", "resnet101-legacy"],
 )
-def converted(request, tmp_path_factory):
+def converted(request, module_tmp):
     """(reference, loaded backbone): one full file converted once through the CLI."""
     depth, layout = request.param
     reference = request.getfixturevalue(f"ref{depth}")
-    out = tmp_path_factory.mktemp("converted") / "backbone.keras"
+    out = module_tmp("converted") / "backbone.keras"
     assert main(["convert", str(reference.files[layout]), "-o", str(out), "--include-top"]) == 0
     return reference, load_model(out)
 

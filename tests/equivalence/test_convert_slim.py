@@ -78,9 +78,9 @@ def test_layer_names_mirror_slim_scopes(converted):
     assert "block1.unit_1.bottleneck_v1.shortcut.BatchNorm" in names
 
 
-def test_resnet152_at_an_odd_size(tmp_path_factory, tmp_path, cli):
+def test_resnet152_at_an_odd_size(tmp_path, cli):
     """Depth 152: the block counts (3, 8, 36, 3) are exactly what a shared table would hide."""
-    reference = make_reference(tmp_path_factory.mktemp("slim152"), 152, (97,))
+    reference = make_reference(tmp_path, 152, (97,))
     out = tmp_path / "r152.keras"
     result = cli("convert", reference.prefix, "-o", out)
     assert result.code == 0, result.err
@@ -90,9 +90,9 @@ def test_resnet152_at_an_odd_size(tmp_path_factory, tmp_path, cli):
     assert relative_error(ours, reference.block4[97]) <= TOLERANCE
 
 
-def test_v1_single_file_checkpoint(tmp_path_factory, tmp_path, cli):
+def test_v1_single_file_checkpoint(tmp_path, cli):
     """The 2016 release's format: one ``resnet_v1_50.ckpt`` file, no ``.index``."""
-    reference = make_reference(tmp_path_factory.mktemp("slimv1"), 50, (161,), v1_format=True)
+    reference = make_reference(tmp_path, 50, (161,), v1_format=True)
     assert reference.prefix.is_file()
     assert not reference.prefix.with_name(reference.prefix.name + ".index").exists()
     out = tmp_path / "v1.keras"

@@ -33,24 +33,24 @@ TORCHVISION_RESNET50_BACKBONE_PARAMS = 25_557_032 - (2048 * 1000 + 1000)
 
 
 @pytest.fixture(scope="module")
-def ref50(tmp_path_factory):
-    return make_reference(tmp_path_factory.mktemp("torch50"), 50, SIZES)
+def ref50(module_tmp):
+    return make_reference(module_tmp("torch50"), 50, SIZES)
 
 
 @pytest.fixture(scope="module")
-def ref101(tmp_path_factory):
-    return make_reference(tmp_path_factory.mktemp("torch101"), 101, SIZES)
+def ref101(module_tmp):
+    return make_reference(module_tmp("torch101"), 101, SIZES)
 
 
 @pytest.fixture(
     scope="module", params=[(50, "pth"), (50, "safetensors"), (101, "safetensors")],
     ids=["resnet50-pth", "resnet50-safetensors", "resnet101-safetensors"],
 )
-def converted(request, tmp_path_factory):
+def converted(request, module_tmp):
     """(reference, loaded backbone): one state dict converted once through the CLI."""
     depth, kind = request.param
     reference = request.getfixturevalue(f"ref{depth}")
-    out = tmp_path_factory.mktemp("converted") / "backbone.keras"
+    out = module_tmp("converted") / "backbone.keras"
     assert main(["convert", str(reference.files[kind]), "-o", str(out), "--include-top"]) == 0
     return reference, load_model(out)
 

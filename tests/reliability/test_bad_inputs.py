@@ -14,15 +14,15 @@ from resnet_ft.data.images import decode_image
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return build(tmp_path_factory.mktemp("messy") / "data")
+def corpus(module_tmp):
+    return build(module_tmp("messy") / "data")
 
 
 @pytest.fixture(scope="module")
-def messy_run(corpus, backbone50, tmp_path_factory):
+def messy_run(corpus, backbone50, module_tmp):
     from resnet_ft.cli import main
 
-    work = tmp_path_factory.mktemp("messy_run")
+    work = module_tmp("messy_run")
     args = ["train", corpus.root, "--backbone", backbone50, "-o", work / "run", "--epochs", 1,
             "--val-split", 0.3, "--cache-dir", work / "cache", *SMALL]
     assert main([str(a) for a in args]) == 0

@@ -35,11 +35,11 @@ LABELS = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[Path, Path]:
+def tiny(module_tmp) -> tuple[Path, Path]:
     """(run, images): a seeded small CNN saved as a run, and the images it was split from."""
     from resnet_ft.data.standin import write_standin_images
 
-    root = tmp_path_factory.mktemp("tiny")
+    root = module_tmp("tiny")
     images = write_standin_images(root / "images", per_class=4, min_size=30, max_size=40)
     return write_tiny_run(images, root / "run", widths=(4,)), images
 

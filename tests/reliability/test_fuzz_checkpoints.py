@@ -54,16 +54,16 @@ MASKS = st.sampled_from([0x01, 0x02, 0x04, 0x10, 0x40, 0x80, 0xFF])
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> dict[str, Specimen]:
-    return write_corpus(tmp_path_factory.mktemp("corpus"))
+def corpus(module_tmp) -> dict[str, Specimen]:
+    return write_corpus(module_tmp("corpus"))
 
 
 @pytest.fixture(scope="module")
-def pristine(corpus, tmp_path_factory):
+def pristine(corpus, module_tmp):
     """The weights digest of a specimen's undamaged conversion, made on first use."""
     from resnet_ft.conversion.converter import convert
 
-    folder, digests = tmp_path_factory.mktemp("pristine"), {}
+    folder, digests = module_tmp("pristine"), {}
 
     def digest(specimen: Specimen) -> str:
         source = specimen.target.parent / specimen.source

@@ -67,7 +67,7 @@ def test_a_nan_written_into_a_cached_feature_never_reaches_training(flowers, bac
 
 
 @pytest.fixture(scope="module")
-def broken_backbone(backbone50, tmp_path_factory) -> Path:
+def broken_backbone(backbone50, module_tmp) -> Path:
     """The ResNet-50 stand-in with one BatchNorm beta set to +inf (as a bad edit would)."""
     from resnet_ft.models.files import load_backbone, read_metadata, save_model
 
@@ -76,7 +76,7 @@ def broken_backbone(backbone50, tmp_path_factory) -> Path:
     gamma, beta, mean, variance = norm.get_weights()
     beta[3] = np.inf
     norm.set_weights([gamma, beta, mean, variance])
-    path = tmp_path_factory.mktemp("broken") / "broken.keras"
+    path = module_tmp("broken") / "broken.keras"
     save_model(model, path, read_metadata(backbone50))
     return path
 

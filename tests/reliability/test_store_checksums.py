@@ -29,8 +29,8 @@ TRAILER = 48
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> list[Path]:
-    root = write_standin_images(tmp_path_factory.mktemp("images"), classes=("a", "b"),
+def images(module_tmp) -> list[Path]:
+    root = write_standin_images(module_tmp("images"), classes=("a", "b"),
                                 per_class=3, min_size=40, max_size=60)
     unreadable = root / "a" / "broken.jpg"
     unreadable.write_bytes(b"\xff\xd8 not a jpeg")  # stored as a failure with its reason
@@ -72,9 +72,9 @@ def _parts(path: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def clean(images, model, tmp_path_factory):
+def clean(images, model, module_tmp):
     """The numbers of an undamaged store, and its one shard's bytes."""
-    cache_dir = tmp_path_factory.mktemp("clean")
+    cache_dir = module_tmp("clean")
     said: list[str] = []
     table = _extract(images, model, cache_dir, said)
     assert table.extracted == len(images) - 1 and said == []

@@ -30,7 +30,7 @@ HELD_OUT = 4  # per class
 
 
 @pytest.fixture(scope="module")
-def quadrant_model(backbone101, tmp_path_factory):
+def quadrant_model(backbone101, module_tmp):
     """A head trained on pooled block4 features of the quadrant images; held-out samples."""
     import keras
     from rich.console import Console
@@ -39,7 +39,7 @@ def quadrant_model(backbone101, tmp_path_factory):
     from resnet_ft.models.files import load_backbone
     from resnet_ft.models.head import assemble, build_head
 
-    root = write_quadrant_images(tmp_path_factory.mktemp("quadrants"), per_class=32, size=SIZE,
+    root = write_quadrant_images(module_tmp("quadrants"), per_class=32, size=SIZE,
                                  seed=0)
     labels, samples, _ = scan(root)
     test = [s for i, s in enumerate(samples) if i % 32 >= 32 - HELD_OUT]
