@@ -3,6 +3,7 @@
 The public API, importable as ``resnet_ft.<name>``::
 
     resnet_ft.convert("resnet_v1_101.ckpt", "backbone.keras")
+    resnet_ft.convert("timm/resnet50.tv2_in1k", "backbone.keras")  # a preset, fetched once
     result = resnet_ft.train(resnet_ft.TrainConfig(data_dir="photos",
                                                    backbone="backbone.keras"), "runs/a")
     resnet_ft.predict("runs/a", ["photo.jpg"])        # [{"label": ..., "top_k": ...}]
@@ -29,7 +30,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "convert": "resnet_ft.conversion.converter",
+    "convert": "resnet_ft.presets.api",
+    "list_presets": "resnet_ft.presets.api",
     "load_backbone": "resnet_ft.models.files",
     "load_imagenet_classifier": "resnet_ft.models.files",
     "load_classifier": "resnet_ft.runs.run",

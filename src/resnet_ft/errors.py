@@ -35,6 +35,10 @@ class ImageDecodeError(InputError):
     """One image file cannot be decoded; the message says why."""
 
 
+class ChecksumError(ResnetFtError):
+    """Downloaded bytes differ from the pinned or recorded digest; they were not kept."""
+
+
 class OutputError(ResnetFtError):
     """An output cannot be written (permissions, disk full, ...)."""
 

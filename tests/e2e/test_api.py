@@ -49,18 +49,21 @@ SCRIPT = textwrap.dedent("""
     out["summarize"] = [summary.trainable, summary.non_trainable]
     out["convert_is_function"] = callable(resnet_ft.convert) and not isinstance(
         resnet_ft.convert, type(sys))
+    out["presets"] = [row["name"] for row in resnet_ft.list_presets()][:2]
     print(json.dumps(out))
 """)
 
 
-def test_public_api_in_a_fresh_interpreter(tmp_path, standin_checkpoint, flowers):
+def test_public_api_in_a_fresh_interpreter(tmp_path, backbone50, flowers):
+    """ResNet-50 (the session's stand-in checkpoint): nothing here depends on the depth."""
     work = tmp_path / "work"
     work.mkdir()
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(standin_checkpoint), str(flowers),
+    checkpoint = backbone50.with_suffix(".ckpt")
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(checkpoint), str(flowers),
                            str(work)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["convert"] == [101, 101, "slim"]
+    assert out["convert"] == [50, 50, "slim"]
     assert out["backbone_output"] == [None, None, 2048]
     assert out["train_epochs"] == 1
     assert out["train_dict_same_history"] is True
@@ -71,6 +74,13 @@ def test_public_api_in_a_fresh_interpreter(tmp_path, standin_checkpoint, flowers
     assert out["evaluate"] == [40, ["confusion.png", "metrics.json", "misclassified.csv"]]
     assert out["export"][:2] == ["tflite", 5]  # --val-split 0.1 of 8 images: 1 per class
     assert out["load_exported"] == labels
-    # the head trains; the whole ResNet-101 backbone (no top) is frozen
-    assert out["summarize"] == [2048 * 1024 + 1024 + 1024 * 5 + 5, 42_605_504]
+    # the head trains; the whole ResNet-50 backbone is frozen: torchvision's published
+    # 25,557,032 parameters less its 2048 x 1000 + 1000 classifier (slim has no conv biases
+    # either), plus each BatchNorm's moving mean and variance (buffers, not torch parameters):
+    # the stem's 64 channels, and per unit 6 x width (+ 4 x width for a projection)
+    bn_channels = 64 + sum(units * 6 * width + 4 * width
+                           for units, width in zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True))
+    assert out["summarize"] == [2048 * 1024 + 1024 + 1024 * 5 + 5,
+                                25_557_032 - 2_049_000 + 2 * bn_channels]
     assert out["convert_is_function"] is True
+    assert out["presets"] == ["slim/resnet_v1_50", "slim/resnet_v1_101"]

@@ -21,7 +21,7 @@ from rich.console import Console
 from support.http_server import LocalServer, server_fixture  # noqa: F401 - the `server` fixture
 
 from resnet_ft.data import fetch as dl
-from resnet_ft.errors import InputError, ResnetFtError
+from resnet_ft.errors import ChecksumError, InputError, ResnetFtError
 
 PAYLOAD = random.Random(0).randbytes(300_000)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -50,7 +50,8 @@ def _part(dest: Path) -> Path:
 def test_full_download_is_byte_exact(server: LocalServer, tmp_path: Path, console: Console) -> None:
     server.state.files["blob.bin"] = PAYLOAD
     dest = tmp_path / "sub" / "blob.bin"
-    result = dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **FAST)
+    result = dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console,
+                         **FAST)
     assert result == dest
     assert dest.read_bytes() == PAYLOAD
     assert not _part(dest).exists()
@@ -73,7 +74,7 @@ def test_resume_sends_range_from_part_size(
     server.state.files["blob.bin"] = PAYLOAD
     dest = tmp_path / "blob.bin"
     _part(dest).write_bytes(PAYLOAD[:12_345])
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console, **FAST)
     assert server.state.ranges() == ["bytes=12345-"]
     assert dest.read_bytes() == PAYLOAD
     assert not _part(dest).exists()
@@ -85,7 +86,7 @@ def test_dropped_connection_is_retried_and_resumed(
     server.state.files["blob.bin"] = PAYLOAD
     server.state.drop_next = 1
     dest = tmp_path / "blob.bin"
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console, **FAST)
     # First request got a third of the body, the retry resumed from there.
     assert server.state.ranges() == [None, f"bytes={len(PAYLOAD) // 3}-"]
     assert dest.read_bytes() == PAYLOAD
@@ -97,7 +98,7 @@ def test_timeout_is_retried(server: LocalServer, tmp_path: Path, console: Consol
     server.state.stall_seconds = 0.6
     dest = tmp_path / "blob.bin"
     fast = {**FAST, "timeout": 0.2}
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **fast)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console, **fast)
     assert server.state.hits == 2
     assert dest.read_bytes() == PAYLOAD
 
@@ -126,7 +127,7 @@ def test_server_ignoring_range_restarts_from_zero(
     server.state.ignore_range = True
     dest = tmp_path / "blob.bin"
     _part(dest).write_bytes(b"garbage that must not survive")
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console, **FAST)
     assert server.state.ranges() == ["bytes=29-"]
     assert dest.read_bytes() == PAYLOAD
 
@@ -137,7 +138,7 @@ def test_complete_part_answered_416_is_finished(
     server.state.files["blob.bin"] = PAYLOAD
     dest = tmp_path / "blob.bin"
     _part(dest).write_bytes(PAYLOAD)
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console, **FAST)
     assert server.state.ranges() == [f"bytes={len(PAYLOAD)}-"]
     assert dest.read_bytes() == PAYLOAD
 
@@ -146,7 +147,7 @@ def test_oversized_part_is_discarded(server: LocalServer, tmp_path: Path, consol
     server.state.files["blob.bin"] = PAYLOAD
     dest = tmp_path / "blob.bin"
     _part(dest).write_bytes(PAYLOAD + b"extra")
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console, **FAST)
     assert server.state.ranges() == [f"bytes={len(PAYLOAD) + 5}-", None]
     assert dest.read_bytes() == PAYLOAD
 
@@ -158,7 +159,7 @@ def test_checksum_mismatch_leaves_nothing(
     dest = tmp_path / "blob.bin"
     wrong = "0" * 64
     with pytest.raises(ResnetFtError) as info:
-        dl.download(server.url("blob.bin"), dest, sha256=wrong, console=console, **FAST)
+        dl.download(server.url("blob.bin"), dest, checksum=wrong, console=console, **FAST)
     message = str(info.value)
     assert wrong in message and PAYLOAD_SHA in message and "\n" not in message
     assert not dest.exists()
@@ -188,14 +189,37 @@ def test_connection_refused_is_one_line_error(tmp_path: Path, console: Console) 
     assert not (tmp_path / "blob.bin").exists()
 
 
+def test_an_md5_checksum_is_checked_like_a_sha256(
+    server: LocalServer, tmp_path: Path, console: Console
+) -> None:
+    """keras.applications pins its files with md5: the same checks, another digest."""
+    from resnet_ft.util.hashing import Checksum
+
+    server.state.files["blob.bin"] = PAYLOAD
+    md5 = hashlib.md5(PAYLOAD).hexdigest()
+    dest = tmp_path / "blob.bin"
+    dl.download(server.url("blob.bin"), dest, checksum=Checksum("md5", md5.upper()),
+                console=console, **FAST)
+    assert dest.read_bytes() == PAYLOAD
+    with pytest.raises(ChecksumError, match=f"expected md5 {'0' * 32}, found {md5}$"):
+        dl.download(server.url("blob.bin"), tmp_path / "other.bin",
+                    checksum=Checksum.parse("md5:" + "0" * 32), console=console, **FAST)
+    assert not (tmp_path / "other.bin").exists()
+    assert not (tmp_path / "other.bin.part").exists()
+    with pytest.raises(InputError, match="not a md5 hex digest"):
+        Checksum("md5", PAYLOAD_SHA)
+    with pytest.raises(InputError, match="unknown checksum algorithm 'crc32'"):
+        Checksum.parse("crc32:1234")
+
+
 def test_existing_dest_with_right_checksum_is_not_fetched(
     server: LocalServer, tmp_path: Path, console: Console
 ) -> None:
     server.state.files["blob.bin"] = PAYLOAD
     dest = tmp_path / "blob.bin"
     dest.write_bytes(PAYLOAD)
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA.upper(), console=console, **FAST)
-    dl.download(server.url("blob.bin"), dest, sha256=None, console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA.upper(), console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=None, console=console, **FAST)
     assert server.state.hits == 0
     assert dest.read_bytes() == PAYLOAD
 
@@ -206,7 +230,7 @@ def test_existing_dest_with_wrong_checksum_is_replaced(
     server.state.files["blob.bin"] = PAYLOAD
     dest = tmp_path / "blob.bin"
     dest.write_bytes(b"stale")
-    dl.download(server.url("blob.bin"), dest, sha256=PAYLOAD_SHA, console=console, **FAST)
+    dl.download(server.url("blob.bin"), dest, checksum=PAYLOAD_SHA, console=console, **FAST)
     assert server.state.hits == 1
     assert dest.read_bytes() == PAYLOAD
 
@@ -221,7 +245,7 @@ def test_unpinned_download_reports_its_sha256(
 
 def test_invalid_sha256_argument_is_input_error(tmp_path: Path, console: Console) -> None:
     with pytest.raises(InputError, match="sha256"):
-        dl.download("http://127.0.0.1:9/x", tmp_path / "x", sha256="abc", console=console, **FAST)
+        dl.download("http://127.0.0.1:9/x", tmp_path / "x", checksum="abc", console=console, **FAST)
 
 
 def test_unsupported_url_is_input_error_without_retry(tmp_path: Path, console: Console) -> None:

@@ -13,9 +13,12 @@ from resnet_ft.models.params import ParameterSummary
 from resnet_ft.util.tables import csv_text
 
 
-def console(stderr: bool = False) -> Console:
-    """A console that writes plain text (no colour, no cursor tricks, no hard wraps) when piped."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+def console(stderr: bool = False, width: int | None = None) -> Console:
+    """A console that writes plain text (no colour, no cursor tricks, no hard wraps) when piped.
+
+    ``width`` widens it for tables whose cells must not wrap (URLs, names).
+    """
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
 
 
 def print_json(data: Any) -> None:
@@ -39,6 +42,24 @@ def summary_table(summary: ParameterSummary) -> Table:
         "total", f"{summary.trainable:,}", f"{summary.non_trainable:,}",
         f"{summary.bn_statistics:,}", f"{summary.total:,}", style="bold",
     )
+    return table
+
+
+def presets_table(rows: list[dict[str, Any]]) -> Table:
+    """One row per preset; the size is exact once downloaded here, else its float32 weights."""
+    table = Table(title="presets (resnet-ft convert NAME -o OUT.keras, or --backbone NAME)",
+                  title_justify="left", box=None)
+    for column in ("name", "family", "depth", "pretraining", "classes", "top-1", "size",
+                   "licence", "url"):
+        table.add_column(column, no_wrap=True,
+                         justify="right" if column in {"depth", "classes", "top-1"} else "left")
+    for row in rows:
+        size = (f"{row['bytes'] / 1e6:.1f} MB" if row["bytes"] is not None
+                else f"~{row['approximate_bytes'] / 1e6:.0f} MB")
+        top1 = f"{row['top1']:g} %" if row["top1"] is not None else "-"
+        table.add_row(str(row["name"]), str(row["family"]), str(row["depth"]),
+                      str(row["pretraining"]), str(row["classes"]), top1, size,
+                      str(row["licence"]), str(row["url"]))
     return table
 
 

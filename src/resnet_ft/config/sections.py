@@ -55,7 +55,8 @@ class DataSection:
 
     data_dir: str = setting("", "Class-per-folder images (or data_dir in --config)",
                             cli="argument", path=True)
-    backbone: str = setting("", "Backbone .keras from convert", path=True)
+    backbone: str = setting("", "Backbone .keras from convert, or a preset name such as "
+                            "slim/resnet_v1_101 (convert --list)", path=True)
     val_dir: str | None = setting(None, "Separate validation folder", path=True)
     split: str | None = setting(
         None, "A split.csv (file,label,subset) to train on, such as doctor --fix-split writes",
@@ -116,6 +117,12 @@ class DataSection:
                              "--config)")
         if not self.backbone:
             raise InputError("no backbone given (--backbone or backbone in --config)")
+
+    def backbone_file(self, *, fetch: bool = True) -> Path:
+        """The path given, or a preset's conversion in the weights cache (made if ``fetch``)."""
+        from resnet_ft.presets.cache import resolve_backbone  # fetching needs TensorFlow
+
+        return resolve_backbone(self.backbone, self.cache_dir, fetch=fetch)
 
 
 @dataclass(frozen=True)
@@ -267,7 +274,7 @@ class DistillConfig(DistillationSection, TrainConfig):
     SECTIONS: ClassVar[tuple[type, ...]] = (*TrainConfig.SECTIONS, DistillationSection)
     ARGUMENTS: ClassVar[tuple[str, ...]] = ("teacher", "data_dir")
 
-    backbone: str = setting("", "Student backbone .keras from convert (backbone in --config)",
+    backbone: str = setting("", "Student backbone .keras or preset (backbone in --config)",
                             path=True, flag="student")
 
     def check(self) -> None:

@@ -222,7 +222,8 @@ def cached_head(run: Path, predictor: Predictor, precision: str | None = None,
         return None
     backbone, head = split_classifier(predictor.model)
     root = store_root(config.cache_dir)
-    reuse = run_backbone(trained.model_path, config.backbone, True, lambda: backbone, root)
+    reuse = run_backbone(trained.model_path, config.backbone_file(fetch=False), True,
+                         lambda: backbone, root)
     if not reuse.reused:
         return None
     metadata = trained.metadata().get("backbone", {})

@@ -145,7 +145,7 @@ def _trained_identity(run: Run, backbone: Any) -> tuple[str, Path]:
     except InputError:
         config = None
     root = store_root(config.cache_dir if config else None)
-    reuse = run_backbone(run.model_path, config.backbone if config else "",
+    reuse = run_backbone(run.model_path, config.backbone_file(fetch=False) if config else "",
                          bool(config) and config.trainable == "head", lambda: backbone, root)
     return reuse.identity, root
 

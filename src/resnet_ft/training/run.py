@@ -160,7 +160,7 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
     if distillation is not None:
         distillation.check(split)
     unlabeled = distillation.unlabeled if distillation is not None else []
-    backbone = Backbone.from_file(config.backbone)
+    backbone = Backbone.from_file(config.backbone_file())
     nets = load_networks(config, backbone)
     run = Run(run_dir)
     prepare_run_dir(run, resume=resume, overwrite=overwrite)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from resnet_ft.config import TrainConfig, make_config
+from resnet_ft.presets.catalog import looks_like_preset
 from resnet_ft.tuning.space import PARAMETERS
 from resnet_ft.util.atomic import write_text
 from resnet_ft.util.tables import csv_text
@@ -33,10 +34,14 @@ CONFIRMED = "confirmed"
 
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:
-    """The config with its file and folder paths absolute: valid from any directory."""
-    changes = {f.name: str(Path(getattr(config, f.name)).resolve())
+    """The config with its file and folder paths absolute: valid from any directory.
+
+    A preset name (``--backbone slim/resnet_v1_101``) is a name, not a path: it is kept.
+    """
+    changes = {f.name: str(Path(value).resolve())
                for f in dataclasses.fields(config)
-               if f.metadata["path"] and getattr(config, f.name)}
+               if f.metadata["path"] and (value := getattr(config, f.name))
+               and not looks_like_preset(value)}
     return dataclasses.replace(config, **changes)
 
 

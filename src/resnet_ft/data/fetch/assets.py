@@ -91,7 +91,7 @@ def fetch_asset(
         return download(
             url,
             archive,
-            sha256=asset.sha256,
+            checksum=asset.sha256,
             progress=progress,
             timeout=timeout,
             retries=retries,

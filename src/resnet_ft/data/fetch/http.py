@@ -3,7 +3,7 @@
 Bytes go to ``<dest>.part`` and survive between attempts and between runs;
 each attempt (:func:`.resume.fetch_into`) asks only for what is missing.
 Transient failures are retried with exponential backoff, and ``dest`` itself
-only appears, by an atomic rename, once the body is complete and its sha256
+only appears, by an atomic rename, once the body is complete and its checksum
 matches (when one is pinned), so a file under its real name is always whole.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
@@ -27,21 +26,18 @@ from rich.progress import (
 )
 
 from resnet_ft.data.fetch.resume import TransientError, fetch_into
-from resnet_ft.errors import InputError, OutputError, ResnetFtError
-from resnet_ft.util.hashing import sha256_file
+from resnet_ft.errors import ChecksumError, InputError, OutputError, ResnetFtError
+from resnet_ft.util.hashing import Checksum, file_digest
 
 __all__ = ["download"]
 
 log = logging.getLogger(__name__)
 
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-
-
 def download(
     url: str,
     dest: str | os.PathLike[str],
     *,
-    sha256: str | None = None,
+    checksum: Checksum | str | None = None,
     progress: bool = True,
     timeout: float = 60,
     retries: int = 3,
@@ -55,17 +51,18 @@ def download(
     download restart from byte 0). Connection errors, timeouts, truncated
     bodies and 5xx/429 answers are retried ``retries`` times with exponential
     backoff (``backoff``, 2×``backoff``, ...), each retry resuming where the
-    last one stopped. Only a complete file whose sha256 matches (when given)
-    is renamed onto ``dest``, so ``dest`` existing means it is whole.
+    last one stopped. Only a complete file whose checksum matches (when given;
+    a bare string is a sha256 hex digest) is renamed onto ``dest``, so ``dest``
+    existing means it is whole.
 
     If ``dest`` already exists it is kept without any network access when
-    ``sha256`` is ``None`` or matches; a mismatching ``dest`` is downloaded
-    again. With ``sha256=None`` the computed digest is printed so it can be
+    ``checksum`` is ``None`` or matches; a mismatching ``dest`` is downloaded
+    again. With ``checksum=None`` the computed sha256 is printed so it can be
     pinned. ``console`` receives the progress bar and messages (stderr by
     default); pass one writing to a buffer to capture or silence them.
     """
     dest = Path(dest)
-    expected = _normalise_sha256(sha256)
+    expected = Checksum("sha256", checksum) if isinstance(checksum, str) else checksum
     if retries < 0:
         raise InputError(f"retries must be >= 0, got {retries}")
     console = console if console is not None else Console(stderr=True)
@@ -86,17 +83,17 @@ def download(
     return dest
 
 
-def _already_present(dest: Path, expected: str | None, console: Console) -> bool:
+def _already_present(dest: Path, expected: Checksum | None, console: Console) -> bool:
     """Whether ``dest`` can be kept as is: present, and matching ``expected`` if pinned."""
     if not dest.is_file():
         return False
     if expected is None:
         log.info("%s already present; not downloading", dest)
         return True
-    if sha256_file(dest) == expected:
-        log.info("%s already present with the expected sha256", dest)
+    if expected.matches(dest):
+        log.info("%s already present with the expected %s", dest, expected.algorithm)
         return True
-    console.print(f"{dest} exists but its sha256 differs; downloading it again")
+    console.print(f"{dest} exists but its {expected.algorithm} differs; downloading it again")
     return False
 
 
@@ -129,17 +126,17 @@ def _fetch_with_retries(
 
 
 def _verify_and_install(
-    url: str, part: Path, dest: Path, expected: str | None, console: Console
+    url: str, part: Path, dest: Path, expected: Checksum | None, console: Console
 ) -> None:
     """Check the finished ``part`` against ``expected`` and rename it onto ``dest``.
 
     A mismatching ``part`` is deleted: resuming it could never fix it.
     """
-    found = sha256_file(part)
-    if expected is not None and found != expected:
+    found = file_digest(part, expected.algorithm if expected else "sha256")
+    if expected is not None and found != expected.hexdigest:
         part.unlink(missing_ok=True)
-        raise ResnetFtError(
-            f"checksum mismatch for {url}: expected sha256 {expected}, found {found}"
+        raise ChecksumError(
+            f"checksum mismatch for {url}: expected {expected}, found {found}"
         )
     try:
         os.replace(part, dest)
@@ -167,13 +164,3 @@ def _progress_bar(console: Console, *, enabled: bool) -> Progress:
         console=console,
         disable=not enabled,
     )
-
-
-def _normalise_sha256(value: str | None) -> str | None:
-    """Lower-case a hex digest, rejecting anything that cannot be a sha256."""
-    if value is None:
-        return None
-    digest = value.strip().lower()
-    if not _SHA256_RE.fullmatch(digest):
-        raise InputError(f"not a sha256 hex digest: {value!r}")
-    return digest

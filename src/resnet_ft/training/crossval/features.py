@@ -54,7 +54,7 @@ def featurizer(config: TrainConfig, split: Split, console: Console) -> Featurize
     """The featurizer ``train`` uses for this config and split (same store, backbone key,
     geometry, int8 calibration sample); the key holds the decided precision, as ``train``'s."""
     config = config.resolved()[0]
-    return Featurizer(Backbone.from_file(config.backbone), config.preprocessing,
+    return Featurizer(Backbone.from_file(config.backbone_file()), config.preprocessing,
                       config.precision, store_root=store_root(config.cache_dir), console=console,
                       calibration=calibration(config, split))
 
