@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCH = "resnet_ft/models/architectures.py"
+ARCH = "resnet_ft/models/families.py"
 PRE = "resnet_ft/data/preprocessing.py"
 SLIM = ["tests/equivalence/test_convert_slim.py", "-k", "resnet50 and block4"]
 KERAS = ["tests/equivalence/test_convert_keras.py", "-k", "resnet50 and features"]
@@ -65,6 +65,24 @@ for depth, before, after, tests in (
      ["tests/equivalence/test_convert_slim.py", "-k", "resnet152"]),
 ):
     _add(f"ResNet-{depth} block counts {after.split(': ')[1]}", ARCH, before, after, tests)
+PREACT = "resnet_ft/models/preact.py"
+V2 = "tests/equivalence/test_convert_v2.py"
+SLIM_V2 = [V2, "-k", "match and slim"]
+BIT = [V2, "-k", "match and safetensors"]
+_add("v2: projection from the raw input, not the pre-activation", PREACT,
+     "shortcut = self.conv(preact, out_channels", "shortcut = self.conv(x, out_channels", BIT)
+_add("v2: subsampled shortcut from the pre-activation", PREACT,
+     'name=f"{name}.shortcut")(x)', 'name=f"{name}.shortcut")(preact)', SLIM_V2)
+_add("v2: the ReLU after a norm dropped", PREACT,
+     "        return layers.ReLU(name=f\"{name}.relu\")(x)\n", "        return x\n", SLIM_V2)
+_add("slim v2: zero-padded stem pool", ARCH, 'name="slim_v2", stride_unit="last", '
+     'stage_strides=(2, 2, 2, 1), pool_padding="same"', 'name="slim_v2", stride_unit="last", '
+     'stage_strides=(2, 2, 2, 1), pool_padding="symmetric"', SLIM_V2)
+_add("bit: stride on the last unit", ARCH, 'name="bit", stride_unit="first"',
+     'name="bit", stride_unit="last"', BIT)
+_add("bit: GroupNorm with 16 groups", ARCH, "GROUPS = 32", "GROUPS = 16", BIT)
+_add("bit: Google's WS epsilon for timm's layout", ARCH, "ws_epsilon=1e-8,",
+     "ws_epsilon=1e-10,", BIT)
 _add("resize: crop fraction 0.9", PRE, "CROP_FRACTION = 0.875", "CROP_FRACTION = 0.9",
      ["tests/equivalence/test_preprocessing.py"])
 _add("resize: crop and squash swapped", PRE, 'if spec.resize == "squash":',

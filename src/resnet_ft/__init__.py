@@ -46,7 +46,7 @@ _API = {
     "load_exported": "resnet_ft.exports",
     "summarize": "resnet_ft.runs.run",
     "build_resnet": "resnet_ft.models.architectures",
-    "FAMILIES": "resnet_ft.models.architectures",
+    "FAMILIES": "resnet_ft.models.families",
 }
 
 __all__ = ["__version__", *_API]

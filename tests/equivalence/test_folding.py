@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from resnet_ft.errors import InputError
-from resnet_ft.models.architectures import FAMILIES, build_resnet
+from resnet_ft.models.architectures import build_resnet
+from resnet_ft.models.families import FAMILIES
 from resnet_ft.models.folding import fold, folded_copy
 
 

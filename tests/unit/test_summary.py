@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from resnet_ft.models.architectures import SLIM, build_resnet
+from resnet_ft.models.architectures import build_resnet
+from resnet_ft.models.families import SLIM
 from resnet_ft.models.files import load_backbone
 from resnet_ft.models.params import summarize
 

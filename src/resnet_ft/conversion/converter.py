@@ -7,7 +7,8 @@ from pathlib import Path
 from resnet_ft.conversion.formats import read_checkpoint
 from resnet_ft.conversion.porting import port_weights
 from resnet_ft.errors import CheckpointError
-from resnet_ft.models.architectures import BackboneInfo, build_resnet
+from resnet_ft.models.architectures import build_resnet
+from resnet_ft.models.families import BackboneInfo
 from resnet_ft.models.files import save_model
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from resnet_ft.conversion.formats import slim
-from resnet_ft.models.architectures import SLIM, build_resnet
+from resnet_ft.models.architectures import build_resnet
+from resnet_ft.models.families import SLIM
 
 
 def random_weights(shapes: Mapping[str, tuple[int, ...]], seed: int = 0) -> dict[str, np.ndarray]:

@@ -1,6 +1,6 @@
 """Saving and loading resnet-ft models (`.keras` files), safely and atomically.
 
-A model file carries its own metadata (:class:`~resnet_ft.models.architectures.BackboneInfo`
+A model file carries its own metadata (:class:`~resnet_ft.models.families.BackboneInfo`
 for backbones, the run's labels and preprocessing for classifiers) as an extra
 ``resnet_ft.json`` entry in the ``.keras`` zip archive. Keras ignores the entry;
 we read it without deserialising any model, which keeps ``summary`` of a
@@ -58,6 +58,9 @@ def load_model(path: str | Path) -> keras.Model:
     """Load a ``.keras`` file in safe mode, turning every failure into a one-line error."""
     import keras
 
+    from resnet_ft.models.preact import std_conv_class
+
+    std_conv_class()  # registers BiT's weight-standardised convolution for deserialisation
     path = require_model_file(path)
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_ft.errors import InputError
-from resnet_ft.models.architectures import FEATURE_CHANNELS
+from resnet_ft.models.families import FEATURE_CHANNELS
 
 if TYPE_CHECKING:
     import keras

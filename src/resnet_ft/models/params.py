@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from resnet_ft.models.architectures import STAGES, stage_of
+from resnet_ft.models.families import STAGES, stage_of
 
 if TYPE_CHECKING:
     import keras

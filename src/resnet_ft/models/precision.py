@@ -102,7 +102,8 @@ def compute_backbone(backbone: keras.Model, metadata: dict, precision: str) -> k
     """The backbone to compute with: itself for float32, else a mixed-policy copy."""
     if keras_precision(precision) == "float32":
         return backbone
-    from resnet_ft.models.architectures import FAMILIES, build_resnet
+    from resnet_ft.models.architectures import build_resnet
+    from resnet_ft.models.families import FAMILIES
 
     if metadata.get("family") not in FAMILIES or "depth" not in metadata:
         raise InputError("--precision: the backbone file does not say its family and depth; "

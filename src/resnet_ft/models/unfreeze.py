@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from resnet_ft.models.architectures import stage_of
+from resnet_ft.models.families import stage_of
 
 if TYPE_CHECKING:
     import keras

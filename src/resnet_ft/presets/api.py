@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from resnet_ft.conversion import converter
-from resnet_ft.models.architectures import BackboneInfo
+from resnet_ft.models.families import BackboneInfo
 from resnet_ft.presets.cache import cached_size, fetch_checkpoint
 from resnet_ft.presets.catalog import PRESETS, find_preset, looks_like_preset
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from resnet_ft.errors import InputError
 from resnet_ft.util.hashing import Checksum
 
-#: Parameters of each depth with its 1000-way classifier: the size ``--list``
-#: shows (float32 bytes) before a file has been downloaded.
-PARAMETERS = {50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
+#: Parameters of each depth without its classifier (torchvision's counts less the 1000-way
+#: head): with the head's, the size ``--list`` shows before a file has been downloaded.
+BACKBONE_PARAMETERS = {50: 23_508_032, 101: 42_500_160, 152: 58_143_808}
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Preset:
     @property
     def approximate_bytes(self) -> int:
         """float32 bytes of the weights: a checkpoint's size to within its metadata."""
-        return PARAMETERS[self.depth] * 4
+        return (BACKBONE_PARAMETERS[self.depth] + 2049 * self.classes) * 4
 
     def row(self) -> dict[str, object]:
         """The facts ``convert --list --json`` prints for this preset."""
@@ -69,6 +69,8 @@ class Preset:
 
 
 _SLIM = "http://download.tensorflow.org/models/resnet_v1_{depth}_2016_08_28.tar.gz"
+_SLIM_V2 = "http://download.tensorflow.org/models/resnet_v2_{depth}_2017_04_14.tar.gz"
+_BIT = "https://storage.googleapis.com/bit_models/BiT-M-R{depth}x1.npz"
 _KERAS = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
           "resnet{depth}_weights_tf_dim_ordering_tf_kernels.h5")
 _TIMM = "https://huggingface.co/timm/{model}/resolve/main/model.safetensors"
@@ -76,6 +78,7 @@ _TIMM = "https://huggingface.co/timm/{model}/resolve/main/model.safetensors"
 _KERAS_MD5 = {50: "2cb95161c43110f7111970584f804107", 101: "f1aeb4b969a6efcfb50fad2f0c20cfc5",
               152: "100835be76be38e30d865e96f2aaae62"}
 _SLIM_TOP1 = {50: 75.2, 101: 76.4, 152: 76.8}
+_SLIM_V2_TOP1 = {50: 75.6, 101: 77.0, 152: 77.8}
 _KERAS_TOP1 = {50: 74.9, 101: 76.4, 152: 76.6}
 # torchvision's IMAGENET1K_V1 (tv_in1k) and IMAGENET1K_V2 (tv2_in1k) weights.
 _TV_TOP1 = {(50, "tv"): 76.13, (101, "tv"): 77.374, (152, "tv"): 78.312,
@@ -86,6 +89,22 @@ def _slim(depth: int) -> Preset:
     return Preset(f"slim/resnet_v1_{depth}", "slim", depth, _SLIM.format(depth=depth),
                   "ImageNet-1k", 1000, "Apache-2.0", _SLIM_TOP1[depth],
                   member=f"resnet_v1_{depth}.ckpt")
+
+
+def _slim_v2(depth: int) -> Preset:
+    # 1001 classes: index 0 is slim's background class
+    return Preset(f"slim/resnet_v2_{depth}", "slim_v2", depth, _SLIM_V2.format(depth=depth),
+                  "ImageNet-1k", 1001, "Apache-2.0", _SLIM_V2_TOP1[depth],
+                  member=f"resnet_v2_{depth}.ckpt")
+
+
+def _bit(depth: int, layout: str) -> Preset:
+    if layout == "timm":
+        model = f"resnetv2_{depth}x1_bit.goog_in21k"
+        return Preset(f"timm/{model}", "bit", depth, _TIMM.format(model=model),
+                      "ImageNet-21k", 21843, "Apache-2.0")
+    return Preset(f"bit/BiT-M-R{depth}x1", "bit_google", depth, _BIT.format(depth=depth),
+                  "ImageNet-21k", 21843, "Apache-2.0")
 
 
 def _keras(depth: int) -> Preset:
@@ -105,10 +124,13 @@ PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         *(_slim(depth) for depth in (50, 101, 152)),
+        *(_slim_v2(depth) for depth in (50, 101, 152)),
         *(_keras(depth) for depth in (50, 101, 152)),
         *(_timm(depth, "tv") for depth in (50, 101, 152)),
         *(_timm(depth, "tv2") for depth in (50, 101)),
         _timm(50, "a1"),
+        *(_bit(depth, "timm") for depth in (50, 101)),
+        *(_bit(depth, "google") for depth in (50, 101)),
     )
 }
 

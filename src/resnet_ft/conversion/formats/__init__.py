@@ -26,11 +26,11 @@ from resnet_ft.util.zipfiles import ZIP_DAMAGE
 __all__ = ["FORMATS_HELP", "FORMAT_EXAMPLES", "SourceWeights", "detect_format", "read_checkpoint"]
 
 FORMATS_HELP = (
-    "a TF-slim checkpoint (prefix such as resnet_v1_101.ckpt, its .index file, "
-    "or a directory holding one), keras.applications ResNet weights in HDF5 (Keras 2 .h5 "
+    "a TF-slim checkpoint (prefix such as resnet_v1_101.ckpt or resnet_v2_50.ckpt, its .index "
+    "file, or a directory holding one), keras.applications ResNet weights in HDF5 (Keras 2 .h5 "
     "such as resnet50_weights_tf_dim_ordering_tf_kernels[_notop].h5, or a Keras 3 "
-    ".weights.h5), or a torchvision/timm ResNet state dict (.safetensors, or .pth/.pt "
-    "with PyTorch installed)"
+    ".weights.h5), a torchvision/timm ResNet or BiT state dict (.safetensors, or .pth/.pt "
+    "with PyTorch installed), or Google's BiT .npz"
 )
 
 #: (format, example command line) for ``resnet-ft convert --help`` and docs/commands/convert.md.
@@ -48,14 +48,20 @@ FORMAT_EXAMPLES: list[tuple[str, str]] = [
      "resnet-ft convert model.safetensors -o backbone.keras --include-top"),
     ("torchvision/timm state dict, torch.save (needs PyTorch)",
      "resnet-ft convert resnet50-19c8e357.pth -o backbone.keras"),
+    ("TF-slim ResNet v2 checkpoint (resnet_v2_50/101/152)",
+     "resnet-ft convert resnet_v2_101.ckpt -o backbone.keras"),
+    ("BiT in timm's layout (resnetv2_50x1_bit), safetensors",
+     "resnet-ft convert resnetv2_50x1_bit.safetensors -o backbone.keras"),
+    ("BiT in Google's layout (BiT-M-R50x1.npz)",
+     "resnet-ft convert BiT-M-R50x1.npz -o backbone.keras"),
 ]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def detect_format(path: Path) -> str | None:
-    """``"slim"``, ``"keras"``, ``"safetensors"``, ``"torch"`` or ``None`` (unrecognised)."""
-    from resnet_ft.conversion.formats import keras_h5, slim, torchvision
+    """``"slim"``, ``"keras"``, ``"safetensors"``, ``"torch"``, ``"npz"`` or ``None``."""
+    from resnet_ft.conversion.formats import bit, keras_h5, slim, torchvision
 
     if path.is_file():
         sniffed = _sniff(path)
@@ -67,6 +73,7 @@ def detect_format(path: Path) -> str | None:
         **dict.fromkeys(keras_h5.SUFFIXES, "keras"),
         **dict.fromkeys(torchvision.SAFETENSORS_SUFFIXES, "safetensors"),
         **dict.fromkeys(torchvision.TORCH_SUFFIXES, "torch"),
+        **dict.fromkeys(bit.SUFFIXES, "npz"),
     }
     return by_suffix.get(path.suffix.lower())
 
@@ -77,7 +84,7 @@ def read_checkpoint(path: str | Path, depth: int | None = None) -> SourceWeights
     ``depth`` overrides the depth detected from the contents; a disagreement
     between the two is an error, not a silent choice.
     """
-    from resnet_ft.conversion.formats import keras_h5, slim, torchvision
+    from resnet_ft.conversion.formats import bit, keras_h5, slim, torchvision
 
     path = Path(path)
     if not path.exists() and not slim.looks_like_prefix(path):
@@ -87,6 +94,7 @@ def read_checkpoint(path: str | Path, depth: int | None = None) -> SourceWeights
         "keras": keras_h5.read,
         "safetensors": torchvision.read_safetensors,
         "torch": torchvision.read_torch,
+        "npz": bit.read_npz,
     }
     if path.is_file() and path.stat().st_size == 0:
         raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
@@ -94,7 +102,7 @@ def read_checkpoint(path: str | Path, depth: int | None = None) -> SourceWeights
     if kind is None:
         raise CheckpointError(
             f"unrecognised checkpoint format: {path} is neither a TF-slim checkpoint nor an "
-            f"HDF5, safetensors or PyTorch file; expected {FORMATS_HELP}"
+            f"HDF5, safetensors, PyTorch or numpy .npz file; expected {FORMATS_HELP}"
         )
     if kind != "slim" and path.is_dir():  # named like a file of that format
         raise CheckpointError(f"cannot read checkpoint {path}: it is a directory, not a file")
@@ -122,4 +130,6 @@ def _sniff(path: Path) -> str | None:
             return None
         if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
             return "torch"
+        if names and all(name.endswith(".npy") for name in names):
+            return "npz"
     return None

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from resnet_ft.errors import CheckpointError
-from resnet_ft.models.architectures import DEPTHS, UNIT_SCOPE, Family
+from resnet_ft.models.families import DEPTHS, AnyFamily
 
 #: A transform from a source array to the Keras variable's layout.
 Hook = Callable[[np.ndarray], np.ndarray]
@@ -34,7 +34,7 @@ class SourceWeights:
     when it is not kept).
     """
 
-    family: Family
+    family: AnyFamily
     depth: int
     num_classes: int
     tensors: Mapping[str, np.ndarray]
@@ -44,7 +44,7 @@ class SourceWeights:
     top_keys: frozenset[str] = field(default_factory=frozenset)
 
 
-Part = Literal["conv1", "conv2", "conv3", "shortcut", "logits"]
+Part = Literal["conv1", "conv2", "conv3", "shortcut", "logits", "preact", "postnorm"]
 
 
 @dataclass(frozen=True)
@@ -63,25 +63,37 @@ class LayerRef:
 
 
 _UNIT_LAYER = re.compile(
-    rf"^block([1-4])\.unit_(\d+)\.{UNIT_SCOPE}\.(conv[123]|shortcut)(\.BatchNorm)?$"
+    r"^block([1-4])\.unit_(\d+)\.bottleneck_v[12]\.(conv[123]|shortcut|preact)"
+    r"(\.BatchNorm|\.GroupNorm)?$"
 )
 
 
 def parse_layer(name: str) -> LayerRef:
     """Decompose a canonical layer name (``block3.unit_23.bottleneck_v1.conv2.BatchNorm``).
 
+    ``batch_norm`` marks the norm after a convolution (a GroupNorm in BiT).
     Only layers that hold weights reach a name map, and :func:`build_resnet`
     names every one of them in this scheme; anything else is a bug.
     """
     if name in ("conv1", "conv1.BatchNorm"):
         return LayerRef(0, 0, "conv1", name.endswith(".BatchNorm"))
-    if name == "logits":
-        return LayerRef(0, 0, "logits", False)
+    if name in ("logits", "postnorm"):
+        return LayerRef(0, 0, name, False)  # type: ignore[arg-type]
     match = _UNIT_LAYER.match(name)
     if match is None:
         raise ValueError(f"not a canonical ResNet layer name: {name}")
-    stage, unit, part, batch_norm = match.groups()
-    return LayerRef(int(stage), int(unit), part, batch_norm is not None)  # type: ignore[arg-type]
+    stage, unit, part, norm = match.groups()
+    return LayerRef(int(stage), int(unit), part, norm is not None)  # type: ignore[arg-type]
+
+
+def conv_kernel(kernel: np.ndarray) -> np.ndarray:
+    """PyTorch's OIHW convolution kernel -> Keras' HWIO."""
+    return np.ascontiguousarray(kernel.transpose(2, 3, 1, 0))
+
+
+def dense_kernel(weight: np.ndarray) -> np.ndarray:
+    """``nn.Linear``'s (out, in), or a 1x1 convolution's (out, in, 1, 1) -> Dense's (in, out)."""
+    return np.ascontiguousarray(weight.reshape(weight.shape[:2]).T)
 
 
 def detect_depth(stage3_blocks: int, requested: int | None, path: str | Path, what: str) -> int:

@@ -55,7 +55,7 @@ from resnet_ft.conversion.formats.base import (
     parse_layer,
 )
 from resnet_ft.errors import CheckpointError, one_line
-from resnet_ft.models.architectures import DEPTHS, KERAS_APPLICATIONS
+from resnet_ft.models.families import DEPTHS, KERAS_APPLICATIONS
 
 SUFFIXES = (".h5", ".hdf5")
 #: Name of the 1000-way Dense: Keras' own, then keras-applications' (the published files).

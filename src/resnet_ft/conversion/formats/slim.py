@@ -1,4 +1,4 @@
-"""TF-slim ``resnet_v1_{50,101,152}`` checkpoints (the official ``.ckpt`` files).
+"""TF-slim ``resnet_v1_{50,101,152}`` and ``resnet_v2_*`` checkpoints (official ``.ckpt`` files).
 
 Read with TensorFlow's checkpoint reader, which handles both the V2 layout
 (``.index`` + ``.data-*``) and the single-file V1 layout of the 2016 release,
@@ -20,7 +20,7 @@ import numpy as np
 from resnet_ft.conversion.formats.base import Hook, SourceWeights, detect_depth
 from resnet_ft.conversion.formats.tf_tables import check_checkpoint
 from resnet_ft.errors import CheckpointError, one_line
-from resnet_ft.models.architectures import SLIM
+from resnet_ft.models.families import SLIM, SLIM_V2
 
 #: Keras variable name -> slim variable name.
 VARIABLE_NAMES = {
@@ -36,7 +36,7 @@ NON_MODEL_SUFFIXES = ("global_step", "mean_rgb", "/Momentum", "/Adam", "/Adam_1"
                       "/RMSProp_1", "/ExponentialMovingAverage")
 #: What TensorFlow's reader raises besides OpError (e.g. IndexError on a short file).
 _READ_ERRORS = (ValueError, IndexError, OSError, RuntimeError)
-_SCOPE = re.compile(r"^(resnet_v1_\d+)/")
+_SCOPE = re.compile(r"^(resnet_v[12]_\d+)/")
 _UNIT = re.compile(r"^[^/]+/(block\d)/unit_(\d+)/")
 
 
@@ -86,8 +86,9 @@ def _scope_and_units(names: list[str], path: Path) -> tuple[str, int]:
     if not scopes:
         tops = sorted({n.split("/", 1)[0] for n in names})[:5]
         raise CheckpointError(
-            f"not a TF-slim resnet_v1 checkpoint: {path} has no variables under "
-            f"resnet_v1_{{50,101,152}}/ (top-level names: {', '.join(tops) or 'none'})"
+            f"not a TF-slim ResNet checkpoint: {path} has no variables under "
+            f"resnet_v1_{{50,101,152}}/ or resnet_v2_*/ (top-level names: "
+            f"{', '.join(tops) or 'none'})"
         )
     if len(scopes) > 1:
         raise CheckpointError(f"checkpoint {path} holds several networks: {', '.join(scopes)}")
@@ -130,7 +131,8 @@ def read(path: Path, depth: int | None = None) -> SourceWeights:
         return slim_key(scope, layer, variable), _logits_hook(layer, variable)
 
     return SourceWeights(
-        family=SLIM, depth=detected, num_classes=0 if bias is None else int(bias.shape[-1]),
+        family=SLIM_V2 if scope.startswith("resnet_v2") else SLIM,
+        depth=detected, num_classes=0 if bias is None else int(bias.shape[-1]),
         tensors=tensors, locate=locate, source=str(prefix), ignored=ignored, top_keys=top_keys,
     )
 

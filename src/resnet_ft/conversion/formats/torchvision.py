@@ -32,15 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet_ft.conversion.formats import bit
 from resnet_ft.conversion.formats.base import (
     Hook,
     LayerRef,
     SourceWeights,
+    conv_kernel,
+    dense_kernel,
     detect_depth,
     parse_layer,
 )
 from resnet_ft.errors import CheckpointError, one_line
-from resnet_ft.models.architectures import TORCHVISION
+from resnet_ft.models.families import TORCHVISION
 from resnet_ft.util.zipfiles import ZIP_DAMAGE
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -73,16 +76,6 @@ def torch_key(ref: LayerRef, variable: str) -> str:
         number = ref.part[-1]
         module = f"bn{number}" if ref.batch_norm else f"conv{number}"
     return f"{prefix}{module}.{TORCH_VARIABLES[variable]}"
-
-
-def _conv_kernel(kernel: np.ndarray) -> np.ndarray:
-    """OIHW -> HWIO."""
-    return np.ascontiguousarray(kernel.transpose(2, 3, 1, 0))
-
-
-def _dense_kernel(weight: np.ndarray) -> np.ndarray:
-    """``nn.Linear``'s (out, in) -> Dense's (in, out)."""
-    return np.ascontiguousarray(weight.T)
 
 
 def read_safetensors(path: Path, depth: int | None = None) -> SourceWeights:
@@ -160,6 +153,8 @@ def _from_state_dict(
     state: Mapping[str, np.ndarray], path: Path, depth: int | None
 ) -> SourceWeights:
     """The reader proper, once both file formats have become ``{key: array}``."""
+    if bit.TIMM_MARKER in state:  # timm's ResNet v2 / BiT layout
+        return bit.from_timm(state, path, depth)
     ignored = frozenset(key for key in state if key.endswith(NON_MODEL_SUFFIXES))
     tensors = {key: np.asarray(value) for key, value in state.items() if key not in ignored}
     blocks = [int(m.group(1)) + 1 for key in tensors if (m := _STAGE3_BLOCK.match(key))]
@@ -181,7 +176,7 @@ def _from_state_dict(
         ref = parse_layer(layer)
         hook = None
         if variable == "kernel":
-            hook = _dense_kernel if ref.part == "logits" else _conv_kernel
+            hook = dense_kernel if ref.part == "logits" else conv_kernel
         return torch_key(ref, variable), hook
 
     return SourceWeights(
