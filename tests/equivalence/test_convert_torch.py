@@ -187,7 +187,7 @@ def test_unknown_format_lists_accepted_formats(cli, tmp_path):
     assert_convert_fails(
         cli, tmp_path, src,
         f"unrecognised checkpoint format: {src} is neither a TF-slim checkpoint nor an HDF5, "
-        f"safetensors or PyTorch file; expected {FORMATS_HELP}",
+        f"safetensors, PyTorch or numpy .npz file; expected {FORMATS_HELP}",
     )
 
 

@@ -83,7 +83,7 @@ def test_depth_mismatch(cli, tmp_path, values50):
 
 def test_wrong_family(cli, tmp_path):
     prefix = _write(tmp_path, {"vgg_16/conv1/conv1_1/weights": np.zeros((3, 3, 3, 64), "f4")})
-    assert_convert_fails(cli, tmp_path, prefix, "not a TF-slim resnet_v1 checkpoint", "vgg_16")
+    assert_convert_fails(cli, tmp_path, prefix, "not a TF-slim ResNet checkpoint", "vgg_16")
 
 
 def test_include_top_without_logits(cli, tmp_path, values50):
