@@ -203,13 +203,13 @@ def test_an_md5_checksum_is_checked_like_a_sha256(
     assert dest.read_bytes() == PAYLOAD
     with pytest.raises(ChecksumError, match=f"expected md5 {'0' * 32}, found {md5}$"):
         dl.download(server.url("blob.bin"), tmp_path / "other.bin",
-                    checksum=Checksum.parse("md5:" + "0" * 32), console=console, **FAST)
+                    checksum=Checksum("md5", "0" * 32), console=console, **FAST)
     assert not (tmp_path / "other.bin").exists()
     assert not (tmp_path / "other.bin.part").exists()
     with pytest.raises(InputError, match="not a md5 hex digest"):
         Checksum("md5", PAYLOAD_SHA)
     with pytest.raises(InputError, match="unknown checksum algorithm 'crc32'"):
-        Checksum.parse("crc32:1234")
+        Checksum("crc32", "1234")
 
 
 def test_existing_dest_with_right_checksum_is_not_fetched(

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from resnet_ft.util.cache_home import cache_home
 from resnet_ft.util.hashing import sha256_file
 
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/resnet-ft/features`` (``~/.cache/...`` by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "resnet-ft" / "features"
+    return cache_home() / "features"
 
 
 def file_identity(path: Path) -> list[object]:

@@ -14,7 +14,7 @@ v1 or v2, uses that scheme, so a checkpoint reader is a name map onto it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 #: Units per stage (block1..block4) for each supported depth.
@@ -163,11 +163,6 @@ SLIM_V2 = PreactFamily(
     conv_bias=True, norm="batch", norm_epsilon=1e-5, bn_momentum=0.997,
     description="TF-slim resnet_v2 (official resnet_v2_{50,101,152} checkpoints, 299 px)",
 )
-KERAS_V2 = PreactFamily(
-    name="keras_v2", stride_unit="last", stage_strides=(2, 2, 2, 1), pool_padding="symmetric",
-    conv_bias=True, norm="batch", norm_epsilon=1.001e-5,
-    description="keras.applications ResNet{50,101,152}V2 ('tf' preprocessing)",
-)
 # BiT: GroupNorm and weight-standardised convolutions. The two file layouts carry the same
 # numbers; the epsilon belongs to the code each was published with (timm 1e-8, Google 1e-10).
 BIT = PreactFamily(
@@ -175,17 +170,14 @@ BIT = PreactFamily(
     conv_bias=False, norm="group", norm_epsilon=1e-5, ws_epsilon=1e-8,
     description="BiT in timm's layout (resnetv2_{50,101}x1_bit safetensors)",
 )
-BIT_GOOGLE = PreactFamily(
-    name="bit_google", stride_unit="first", stage_strides=(1, 2, 2, 2), pool_padding="symmetric",
-    conv_bias=False, norm="group", norm_epsilon=1e-5, ws_epsilon=1e-10,
-    description="BiT in Google's layout (BiT-{S,M}-R{50,101}x1.npz)",
-)
+BIT_GOOGLE = replace(BIT, name="bit_google", ws_epsilon=1e-10,
+                     description="BiT in Google's layout (BiT-{S,M}-R{50,101}x1.npz)")
 #: Groups of every BiT GroupNorm (the paper's and both codes' choice).
 GROUPS = 32
 
 AnyFamily = Family | PreactFamily
 FAMILIES: dict[str, AnyFamily] = {f.name: f for f in (
-    SLIM, KERAS_APPLICATIONS, TORCHVISION, SLIM_V2, KERAS_V2, BIT, BIT_GOOGLE)}
+    SLIM, KERAS_APPLICATIONS, TORCHVISION, SLIM_V2, BIT, BIT_GOOGLE)}
 
 
 @dataclass(frozen=True)

@@ -33,19 +33,19 @@ from resnet_ft.data.fetch.http import download
 from resnet_ft.errors import ChecksumError, InputError, OutputError, ResnetFtError
 from resnet_ft.presets.catalog import Preset, find_preset, looks_like_preset
 from resnet_ft.util.atomic import write_text
+from resnet_ft.util.cache_home import cache_home
 from resnet_ft.util.hashing import Checksum, sha256_file
 
 MIRROR_ENV = "RESNET_FT_MIRROR"
 BACKBONE_FILE = "backbone.keras"
+#: Retries of a failed download (with backoff), as for every other fetch.
+RETRIES = 3
 DIGESTS_FILE = "digests.json"
 
 
 def weights_dir(cache_dir: str | Path | None = None) -> Path:
     """``CACHE_DIR/weights``, or ``$XDG_CACHE_HOME/resnet-ft/weights`` (``~/.cache/...``)."""
-    if cache_dir:
-        return Path(cache_dir) / "weights"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "resnet-ft" / "weights"
+    return (Path(cache_dir) if cache_dir else cache_home()) / "weights"
 
 
 def resolve_backbone(spec: str | Path, cache_dir: str | Path | None = None, *,
@@ -64,7 +64,7 @@ def resolve_backbone(spec: str | Path, cache_dir: str | Path | None = None, *,
         return out
     with _cache_lock(root):
         if not out.is_file():
-            checkpoint = _fetch_locked(preset, root, console, retries=3)
+            checkpoint = _fetch_locked(preset, root, console, RETRIES)
             converted = convert(checkpoint, out)
             if converted.family != preset.family or converted.depth != preset.depth:
                 out.unlink()
@@ -75,7 +75,7 @@ def resolve_backbone(spec: str | Path, cache_dir: str | Path | None = None, *,
 
 
 def fetch_checkpoint(preset: Preset, cache_dir: str | Path | None = None, *,
-                     console: Console | None = None, retries: int = 3) -> Path:
+                     console: Console | None = None, retries: int = RETRIES) -> Path:
     """The preset's checkpoint in the cache, downloaded (and checked) if it is not there."""
     root = weights_dir(cache_dir)
     if _present(_checkpoint(root, preset)):

@@ -145,8 +145,11 @@ def find_preset(name: str) -> Preset:
                      "(resnet-ft convert --list shows the names)")
 
 
+#: The first parts of the names (``slim``, ``keras``, ``timm``, ``bit``).
+_PUBLISHERS = frozenset(name.split("/", 1)[0] for name in PRESETS)
+
+
 def looks_like_preset(spec: str | Path) -> bool:
-    """A ``family/name`` string that is not an existing path: meant as a preset name."""
+    """A ``publisher/name`` string that is not an existing path: meant as a preset name."""
     text = str(spec)
-    return not Path(text).exists() and text.split("/", 1)[0] in {
-        name.split("/", 1)[0] for name in PRESETS}
+    return not Path(text).exists() and text.split("/", 1)[0] in _PUBLISHERS

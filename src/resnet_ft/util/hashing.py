@@ -31,12 +31,6 @@ class Checksum:
             raise InputError(f"not a {self.algorithm} hex digest: {self.hexdigest!r}")
         object.__setattr__(self, "hexdigest", value)
 
-    @classmethod
-    def parse(cls, text: str) -> Checksum:
-        """``"md5:HEX"``, ``"sha256:HEX"`` or a bare sha256 hex digest."""
-        algorithm, _, value = text.rpartition(":")
-        return cls(algorithm or "sha256", value)
-
     def of_file(self, path: str | os.PathLike[str]) -> str:
         """The same kind of digest, computed over ``path``."""
         return file_digest(path, self.algorithm)

@@ -86,6 +86,13 @@ def parse_layer(name: str) -> LayerRef:
     return LayerRef(int(stage), int(unit), part, norm is not None)  # type: ignore[arg-type]
 
 
+def logits_hook(layer: str, variable: str) -> Hook | None:
+    """A classifier stored as a 1x1 convolution's HWIO kernel (1, 1, C, K) -> Dense (C, K)."""
+    if layer == "logits" and variable == "kernel":
+        return lambda a: a.reshape(a.shape[-2:])
+    return None
+
+
 def conv_kernel(kernel: np.ndarray) -> np.ndarray:
     """PyTorch's OIHW convolution kernel -> Keras' HWIO."""
     return np.ascontiguousarray(kernel.transpose(2, 3, 1, 0))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +38,11 @@ from resnet_ft.conversion.formats.base import (
     conv_kernel,
     dense_kernel,
     detect_depth,
+    logits_hook,
     parse_layer,
 )
 from resnet_ft.errors import CheckpointError, one_line
-from resnet_ft.models.families import BIT, BIT_GOOGLE
+from resnet_ft.models.families import BIT, BIT_GOOGLE, PreactFamily
 from resnet_ft.util.zipfiles import ZIP_DAMAGE
 
 SUFFIXES = (".npz",)
@@ -96,7 +97,7 @@ def from_timm(state: Mapping[str, np.ndarray], path: Path, depth: int | None) ->
         return timm_key(ref, variable), hook
 
     return _source(BIT, tensors, locate, path, depth, _TIMM_STAGE3, "stages.2",
-                   ("head.fc.weight", "head.fc.bias"))
+                   ("head.fc.weight", "head.fc.bias"), numbered_from=0)
 
 
 def read_npz(path: Path, depth: int | None = None) -> SourceWeights:
@@ -108,28 +109,27 @@ def read_npz(path: Path, depth: int | None = None) -> SourceWeights:
         raise CheckpointError(f"cannot read checkpoint {path}: {one_line(exc)}") from exc
 
     def locate(layer: str, variable: str) -> tuple[str, Hook | None]:
-        ref = parse_layer(layer)
-        hook = (lambda a: a.reshape(a.shape[-2:])) if layer == "logits" and variable == "kernel" \
-            else None
-        return npz_key(ref, variable), hook
+        return npz_key(parse_layer(layer), variable), logits_hook(layer, variable)
 
     return _source(BIT_GOOGLE, tensors, locate, path, depth, _NPZ_STAGE3, "resnet/block3",
-                   ("resnet/head/conv2d/kernel", "resnet/head/conv2d/bias"))
+                   ("resnet/head/conv2d/kernel", "resnet/head/conv2d/bias"), numbered_from=1)
 
 
-def _source(family: object, tensors: dict[str, np.ndarray], locate: object, path: Path,
-            depth: int | None, stage3: re.Pattern[str], what: str,
-            top: tuple[str, str]) -> SourceWeights:
-    """Depth from the third stage's units, the head's classes, and the source weights."""
+def _source(family: PreactFamily, tensors: dict[str, np.ndarray],
+            locate: Callable[[str, str], tuple[str, Hook | None]], path: Path,
+            depth: int | None, stage3: re.Pattern[str], what: str, top: tuple[str, str], *,
+            numbered_from: int) -> SourceWeights:
+    """Depth from the third stage's units (numbered from 0 in timm, 1 in the npz), the head's
+    classes, and the source weights."""
     units = [int(m.group(1)) for key in tensors if (m := stage3.match(key))]
     if not units:
         shown = ", ".join(sorted(tensors)[:5]) or "none"
         raise CheckpointError(f"not a BiT checkpoint: {path} has no {what} keys (keys: {shown})")
-    count = max(units) + (1 if family is BIT else 0)  # timm counts from 0, the npz from 1
+    count = max(units) + 1 - numbered_from
     bias = tensors.get(top[1])
     return SourceWeights(
-        family=family, depth=detect_depth(count, depth, path, what),  # type: ignore[arg-type]
+        family=family, depth=detect_depth(count, depth, path, what),
         num_classes=0 if bias is None else int(bias.shape[-1]), tensors=tensors,
-        locate=locate, source=str(path),  # type: ignore[arg-type]
+        locate=locate, source=str(path),
         top_keys=frozenset(key for key in top if key in tensors),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_ft.conversion.formats.base import Hook, SourceWeights, detect_depth
+from resnet_ft.conversion.formats.base import Hook, SourceWeights, detect_depth, logits_hook
 from resnet_ft.conversion.formats.tf_tables import check_checkpoint
 from resnet_ft.errors import CheckpointError, one_line
 from resnet_ft.models.families import SLIM, SLIM_V2
@@ -74,12 +74,6 @@ def slim_key(scope: str, layer: str, variable: str) -> str:
     return f"{scope}/{layer.replace('.', '/')}/{VARIABLE_NAMES[variable]}"
 
 
-def _logits_hook(layer: str, variable: str) -> Hook | None:
-    if layer == "logits" and variable == "kernel":
-        return lambda a: a.reshape(a.shape[-2:])
-    return None
-
-
 def _scope_and_units(names: list[str], path: Path) -> tuple[str, int]:
     """The network's top scope (``resnet_v1_101``) and how many units its block3 has."""
     scopes = sorted({m.group(1) for n in names if (m := _SCOPE.match(n))})
@@ -128,7 +122,7 @@ def read(path: Path, depth: int | None = None) -> SourceWeights:
     bias = tensors.get(f"{scope}/logits/biases")
 
     def locate(layer: str, variable: str) -> tuple[str, Hook | None]:
-        return slim_key(scope, layer, variable), _logits_hook(layer, variable)
+        return slim_key(scope, layer, variable), logits_hook(layer, variable)
 
     return SourceWeights(
         family=SLIM_V2 if scope.startswith("resnet_v2") else SLIM,
