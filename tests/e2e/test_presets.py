@@ -21,11 +21,12 @@ from support.numeric import relative_error
 
 from resnet_ft.models.files import load_backbone
 
-#: The names of the issue (keras.applications' v2 files have no reader yet), in catalog order.
+#: The names of the issue, in catalog order.
 NAMES = [
     "slim/resnet_v1_50", "slim/resnet_v1_101", "slim/resnet_v1_152",
     "slim/resnet_v2_50", "slim/resnet_v2_101", "slim/resnet_v2_152",
     "keras/resnet50", "keras/resnet101", "keras/resnet152",
+    "keras/resnet50v2", "keras/resnet101v2", "keras/resnet152v2",
     "timm/resnet50.tv_in1k", "timm/resnet101.tv_in1k", "timm/resnet152.tv_in1k",
     "timm/resnet50.tv2_in1k", "timm/resnet101.tv2_in1k", "timm/resnet50.a1_in1k",
     "timm/resnetv2_50x1_bit.goog_in21k", "timm/resnetv2_101x1_bit.goog_in21k",
@@ -66,8 +67,13 @@ def test_list_shows_every_name_with_the_publishers_facts(cli) -> None:
     assert [row["name"] for row in rows] == NAMES
     by_name = {row["name"]: row for row in rows}
     for depth in (50, 101, 152):  # the md5 Keras itself checks its downloads with
-        assert by_name[f"keras/resnet{depth}"]["checksum"] == (
-            f"md5 {WEIGHTS_HASHES[f'resnet{depth}'][0]}")
+        for version in ("", "v2"):
+            assert by_name[f"keras/resnet{depth}{version}"]["checksum"] == (
+                f"md5 {WEIGHTS_HASHES[f'resnet{depth}{version}'][0]}")
+    assert by_name["keras/resnet152v2"]["family"] == "keras_v2"
+    assert by_name["keras/resnet101v2"]["url"] == (
+        "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+        "resnet101v2_weights_tf_dim_ordering_tf_kernels.h5")
     assert by_name["slim/resnet_v1_101"]["top1"] == 76.4
     assert by_name["timm/resnet50.tv2_in1k"]["top1"] == 80.858
     assert by_name["timm/resnet50.a1_in1k"]["top1"] is None
@@ -115,12 +121,15 @@ def test_a_timm_preset_is_fetched_once_pinned_and_converted_exactly(
     assert json.loads(digests.read_text())[TIMM]["sha256"] == digest
 
 
-def test_a_published_md5_refuses_other_bytes_and_keeps_nothing(cli, mirror, tmp_path) -> None:
-    mirror.state.files["keras/resnet50/resnet50_weights_tf_dim_ordering_tf_kernels.h5"] = (
+@pytest.mark.parametrize(("name", "md5"), [("resnet50", "2cb95161c43110f7111970584f804107"),
+                                         ("resnet101v2", "6343647c601c52e1368623803854d971")])
+def test_a_published_md5_refuses_other_bytes_and_keeps_nothing(
+        cli, mirror, tmp_path, name, md5) -> None:
+    mirror.state.files[f"keras/{name}/{name}_weights_tf_dim_ordering_tf_kernels.h5"] = (
         b"\x89HDF\r\n\x1a\n" + bytes(1000))
-    result = cli("convert", "keras/resnet50", "-o", tmp_path / "k.keras")
+    result = cli("convert", f"keras/{name}", "-o", tmp_path / "k.keras")
     assert result.code != 0
-    assert "expected md5 2cb95161c43110f7111970584f804107" in result.err
+    assert f"expected md5 {md5}" in result.err
     assert len(_error_lines(result.err)) == 1
     weights = tmp_path / "xdg" / "resnet-ft" / "weights"  # the default cache, under XDG
     assert sorted(p.name for p in weights.iterdir()) == [".lock"]

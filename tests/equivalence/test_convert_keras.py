@@ -141,7 +141,7 @@ def test_unnamed_keras3_file_of_another_model(cli, tmp_path):
     assert_convert_fails(
         cli, tmp_path, src,
         f"not a keras.applications ResNet: {src} records no layer names (Keras < 3.10) "
-        "and its 0 Conv2D layers fit no ResNet v1 depth",
+        "and its 0 Conv2D layers fit no ResNet depth",
     )
 
 

@@ -1,4 +1,4 @@
-"""The reference for the keras family: ``keras.applications.ResNet{50,101}`` itself.
+"""The reference for the keras families: ``keras.applications.ResNet{50,101}`` and ``...V2`` itself.
 
 The model is randomised (kernels, biases, BN gamma/beta) and its BatchNorm
 moving statistics are set from real batch statistics on noise images, then
@@ -16,8 +16,9 @@ layers. It is saved in every layout such weights come in:
 * ``keras3_unnamed``: the same with the layer-name attributes removed, as
   written by Keras < 3.10.
 
-Reference outputs use Keras' own ``preprocess_input`` (caffe mode: RGB->BGR,
-mean subtraction) on raw RGB images; our backbones get the raw images.
+Reference outputs use Keras' own ``preprocess_input`` (v1: caffe mode, RGB->BGR and
+mean subtraction; V2: tf mode, x / 127.5 - 1) on raw RGB images; our backbones get
+the raw images. V2's features are ``post_relu`` (after the final BN + ReLU).
 """
 
 from __future__ import annotations
@@ -38,26 +39,29 @@ class KerasReference:
     depth: int
     files: dict[str, Path]
     images: dict[int, np.ndarray]  # size -> raw RGB in [0, 255], NHWC
-    features: dict[int, np.ndarray]  # size -> conv5_block3_out of the notop model
-    features_full: np.ndarray  # conv5_block3_out of the full (224-only) model at 224
+    features: dict[int, np.ndarray]  # size -> the last feature map of the notop model
+    features_full: np.ndarray  # the last feature map of the full (224-only) model at 224
     logits: np.ndarray  # pre-softmax output of `predictions` at 224
     probabilities: np.ndarray  # the full model's own (softmax) output at 224
     conv_order: list[str]  # Conv2D layer names in model.layers order
     bn_order: list[str]
 
 
-def randomise(model, rng: np.random.Generator) -> None:
-    """Random kernels, biases, gammas and betas; a residual branch's last BN gets a small gamma."""
+def randomise(model, rng: np.random.Generator, branch_end: str = "_3_bn") -> None:
+    """Random kernels, biases, gammas and betas; a residual branch's last layer (its BN in v1,
+    its third convolution in V2) is shrunk, so activations stay sane through 100 units."""
     import keras
 
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             kernel = layer.kernel
             fan_in = int(np.prod(kernel.shape[:-1]))
-            kernel.assign(rng.normal(0, np.sqrt(2.0 / fan_in), kernel.shape).astype("f4"))
-            layer.bias.assign(rng.normal(0, 0.05, layer.bias.shape).astype("f4"))
+            shrink = 0.2 if layer.name.endswith(branch_end) else 1.0
+            kernel.assign(rng.normal(0, np.sqrt(2.0 / fan_in) * shrink, kernel.shape).astype("f4"))
+            if layer.bias is not None:  # V2's _1_conv and _2_conv have none
+                layer.bias.assign(rng.normal(0, 0.05, layer.bias.shape).astype("f4"))
         elif isinstance(layer, keras.layers.BatchNormalization):
-            shrink = 0.2 if layer.name.endswith("_3_bn") else 1.0
+            shrink = 0.2 if layer.name.endswith(branch_end) else 1.0
             layer.gamma.assign(rng.uniform(0.5, 1.5, layer.gamma.shape).astype("f4") * shrink)
             layer.beta.assign(rng.normal(0, 0.2, layer.beta.shape).astype("f4"))
 
@@ -120,36 +124,39 @@ def strip_layer_names(source: Path, dest: Path) -> Path:
 
 
 def make_reference(
-    directory: Path, depth: int, sizes: tuple[int, ...], seed: int = 0
+    directory: Path, depth: int, sizes: tuple[int, ...], seed: int = 0, v2: bool = False
 ) -> KerasReference:
-    """Build, randomise, save in all layouts and run keras.applications' ResNet-<depth>."""
+    """Build, randomise, save in all layouts and run keras.applications' ResNet-<depth>[V2]."""
     import keras
-    from keras.applications.resnet import preprocess_input
+    from keras.applications import resnet, resnet_v2
 
-    build = getattr(keras.applications, f"ResNet{depth}")
+    preprocess_input = (resnet_v2 if v2 else resnet).preprocess_input
+    build = getattr(keras.applications, f"ResNet{depth}{'V2' if v2 else ''}")
+    stem, out_layer = (f"resnet{depth}v2", "post_relu") if v2 else (f"resnet{depth}",
+                                                                      "conv5_block3_out")
     rng = np.random.default_rng(seed)
     images = {s: rng.uniform(0, 255, (2, s, s, 3)).astype(np.float32) for s in sizes}
     full = build(weights=None)
-    randomise(full, rng)
+    randomise(full, rng, "_3_conv" if v2 else "_3_bn")
     noise = rng.uniform(0, 255, (4, 224, 224, 3)).astype(np.float32)
     calibrate(full, preprocess_input(noise), rng)
 
     directory.mkdir(parents=True, exist_ok=True)
     files = {
         "legacy": write_legacy_h5(
-            full, directory / f"resnet{depth}_weights_tf_dim_ordering_tf_kernels.h5",
+            full, directory / f"{stem}_weights_tf_dim_ordering_tf_kernels.h5",
             include_top=True,
         ),
         "legacy_notop": write_legacy_h5(
-            full, directory / f"resnet{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            full, directory / f"{stem}_weights_tf_dim_ordering_tf_kernels_notop.h5",
             include_top=False,
         ),
-        "keras3": directory / f"resnet{depth}.weights.h5",
-        "keras3_notop": directory / f"resnet{depth}_notop.weights.h5",
+        "keras3": directory / f"{stem}.weights.h5",
+        "keras3_notop": directory / f"{stem}_notop.weights.h5",
     }
     full.save_weights(files["keras3"])
     files["keras3_unnamed"] = strip_layer_names(
-        files["keras3"], directory / f"resnet{depth}_keras3.9.weights.h5"
+        files["keras3"], directory / f"{stem}_keras3.9.weights.h5"
     )
 
     # Keras' own legacy loader reads our Keras 2 file (topologically, as it loads the
@@ -160,7 +167,7 @@ def make_reference(
 
     batch = preprocess_input(images[224].copy())
     pooled_model = keras.Model(
-        full.input, [full.get_layer("conv5_block3_out").output, full.get_layer("avg_pool").output]
+        full.input, [full.get_layer(out_layer).output, full.get_layer("avg_pool").output]
     )
     features_full, pooled = (np.asarray(t) for t in pooled_model(batch))
     dense = full.get_layer("predictions")

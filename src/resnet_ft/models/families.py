@@ -163,6 +163,11 @@ SLIM_V2 = PreactFamily(
     conv_bias=True, norm="batch", norm_epsilon=1e-5, bn_momentum=0.997,
     description="TF-slim resnet_v2 (official resnet_v2_{50,101,152} checkpoints, 299 px)",
 )
+# Keras' ResNet*V2 is slim's topology but for the stem pool (zero padding) and its BN epsilon.
+KERAS_V2 = replace(
+    SLIM_V2, name="keras_v2", pool_padding="symmetric", norm_epsilon=1.001e-5, bn_momentum=0.99,
+    description="keras.applications ResNet{50,101,152}V2 (tf preprocessing)",
+)
 # BiT: GroupNorm and weight-standardised convolutions. The two file layouts carry the same
 # numbers; the epsilon belongs to the code each was published with (timm 1e-8, Google 1e-10).
 BIT = PreactFamily(
@@ -177,7 +182,7 @@ GROUPS = 32
 
 AnyFamily = Family | PreactFamily
 FAMILIES: dict[str, AnyFamily] = {f.name: f for f in (
-    SLIM, KERAS_APPLICATIONS, TORCHVISION, SLIM_V2, BIT, BIT_GOOGLE)}
+    SLIM, KERAS_APPLICATIONS, TORCHVISION, SLIM_V2, KERAS_V2, BIT, BIT_GOOGLE)}
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,6 @@ norm                          BN eps 1e-5      BN eps 1.001e-5     GroupNorm 32,
 weight standardisation        no               no                  yes, eps 1e-8 / 1e-10
 ============================  ===============  ==================  ==========================
 
-(keras.applications' ``ResNet*V2`` files have no reader yet: its column is what
-that family's description will hold.)
-
 Shared by all: the stem is a 7x7/2 convolution with **no** norm or ReLU, then
 the pool (its input can be negative, so SAME's -inf padding and a zero
 padding differ). A unit is ``p = relu(norm(x))``; ``y = conv1x1(p) -> norm ->

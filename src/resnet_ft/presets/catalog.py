@@ -72,14 +72,19 @@ _SLIM = "http://download.tensorflow.org/models/resnet_v1_{depth}_2016_08_28.tar.
 _SLIM_V2 = "http://download.tensorflow.org/models/resnet_v2_{depth}_2017_04_14.tar.gz"
 _BIT = "https://storage.googleapis.com/bit_models/BiT-M-R{depth}x1.npz"
 _KERAS = ("https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-          "resnet{depth}_weights_tf_dim_ordering_tf_kernels.h5")
+          "resnet{depth}{version}_weights_tf_dim_ordering_tf_kernels.h5")
 _TIMM = "https://huggingface.co/timm/{model}/resolve/main/model.safetensors"
 # keras.applications' own md5 of each published file with its classifier.
-_KERAS_MD5 = {50: "2cb95161c43110f7111970584f804107", 101: "f1aeb4b969a6efcfb50fad2f0c20cfc5",
-              152: "100835be76be38e30d865e96f2aaae62"}
+_KERAS_MD5 = {(50, ""): "2cb95161c43110f7111970584f804107",
+              (101, ""): "f1aeb4b969a6efcfb50fad2f0c20cfc5",
+              (152, ""): "100835be76be38e30d865e96f2aaae62",
+              (50, "v2"): "3ef43a0b657b3be2300d5770ece849e0",
+              (101, "v2"): "6343647c601c52e1368623803854d971",
+              (152, "v2"): "a49b44d1979771252814e80f8ec446f9"}
 _SLIM_TOP1 = {50: 75.2, 101: 76.4, 152: 76.8}
 _SLIM_V2_TOP1 = {50: 75.6, 101: 77.0, 152: 77.8}
-_KERAS_TOP1 = {50: 74.9, 101: 76.4, 152: 76.6}
+_KERAS_TOP1 = {(50, ""): 74.9, (101, ""): 76.4, (152, ""): 76.6,
+               (50, "v2"): 76.0, (101, "v2"): 77.2, (152, "v2"): 78.0}
 # torchvision's IMAGENET1K_V1 (tv_in1k) and IMAGENET1K_V2 (tv2_in1k) weights.
 _TV_TOP1 = {(50, "tv"): 76.13, (101, "tv"): 77.374, (152, "tv"): 78.312,
             (50, "tv2"): 80.858, (101, "tv2"): 81.886}
@@ -107,10 +112,10 @@ def _bit(depth: int, layout: str) -> Preset:
                   "ImageNet-21k", 21843, "Apache-2.0")
 
 
-def _keras(depth: int) -> Preset:
-    return Preset(f"keras/resnet{depth}", "keras", depth, _KERAS.format(depth=depth),
-                  "ImageNet-1k", 1000, "MIT", _KERAS_TOP1[depth],
-                  Checksum("md5", _KERAS_MD5[depth]))
+def _keras(depth: int, version: str = "") -> Preset:
+    return Preset(f"keras/resnet{depth}{version}", "keras_v2" if version else "keras", depth,
+                  _KERAS.format(depth=depth, version=version), "ImageNet-1k", 1000, "MIT",
+                  _KERAS_TOP1[depth, version], Checksum("md5", _KERAS_MD5[depth, version]))
 
 
 def _timm(depth: int, tag: str) -> Preset:
@@ -126,6 +131,7 @@ PRESETS: dict[str, Preset] = {
         *(_slim(depth) for depth in (50, 101, 152)),
         *(_slim_v2(depth) for depth in (50, 101, 152)),
         *(_keras(depth) for depth in (50, 101, 152)),
+        *(_keras(depth, "v2") for depth in (50, 101, 152)),
         *(_timm(depth, "tv") for depth in (50, 101, 152)),
         *(_timm(depth, "tv2") for depth in (50, 101)),
         _timm(50, "a1"),

@@ -27,8 +27,8 @@ __all__ = ["FORMATS_HELP", "FORMAT_EXAMPLES", "SourceWeights", "detect_format", 
 
 FORMATS_HELP = (
     "a TF-slim checkpoint (prefix such as resnet_v1_101.ckpt or resnet_v2_50.ckpt, its .index "
-    "file, or a directory holding one), keras.applications ResNet weights in HDF5 (Keras 2 .h5 "
-    "such as resnet50_weights_tf_dim_ordering_tf_kernels[_notop].h5, or a Keras 3 "
+    "file, or a directory holding one), keras.applications ResNet or ResNetV2 weights in HDF5 "
+    "(Keras 2 .h5 such as resnet50_weights_tf_dim_ordering_tf_kernels[_notop].h5, or a Keras 3 "
     ".weights.h5), a torchvision/timm ResNet or BiT state dict (.safetensors, or .pth/.pt "
     "with PyTorch installed), or Google's BiT .npz"
 )
@@ -48,6 +48,8 @@ FORMAT_EXAMPLES: list[tuple[str, str]] = [
      "resnet-ft convert model.safetensors -o backbone.keras --include-top"),
     ("torchvision/timm state dict, torch.save (needs PyTorch)",
      "resnet-ft convert resnet50-19c8e357.pth -o backbone.keras"),
+    ("keras.applications ResNet50V2/101V2/152V2, either HDF5 layout",
+     "resnet-ft convert resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5 -o backbone.keras"),
     ("TF-slim ResNet v2 checkpoint (resnet_v2_50/101/152)",
      "resnet-ft convert resnet_v2_101.ckpt -o backbone.keras"),
     ("BiT in timm's layout (resnetv2_50x1_bit), safetensors",

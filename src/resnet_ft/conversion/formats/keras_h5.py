@@ -1,4 +1,4 @@
-"""keras.applications ``ResNet{50,101,152}`` weights in HDF5, in both layouts Keras writes.
+"""keras.applications ``ResNet{50,101,152}`` and ``ResNet*V2`` weights in HDF5, both Keras layouts.
 
 Read with h5py; no Keras model is built or deserialised. Two layouts:
 
@@ -26,14 +26,22 @@ keras.applications                   canonical layer
 ``conv{S+1}_block{U}_0_conv``        ``block{S}.unit_{U}.bottleneck_v1.shortcut``
 ``..._bn``                           the same name + ``.BatchNorm``
 ``predictions`` or ``probs``         ``logits`` (``probs``: keras-applications' name)
+``conv{S+1}_block{U}_preact_bn``     ``block{S}.unit_{U}.bottleneck_v2.preact`` (V2)
+``post_bn``                          ``postnorm`` (V2)
 ===================================  ==============================================
+
+A file is a V2 when it has pre-activation norms (``*_preact_bn``, ``post_bn``);
+a Keras 3 file that records no names is told by its count of BatchNorm layers
+(V2 has four fewer than convolutions: no norm after the stem or a shortcut, one
+after the last unit).
 
 The classifier's softmax is not part of the backbone: ``logits`` is the Dense
 layer's pre-activation output.
 
-Caffe preprocessing flips RGB to BGR, then subtracts the BGR means. The backbone
-does not flip pixels: ``KERAS_APPLICATIONS.normalization`` holds those means in RGB
-order, and this reader reverses the input-channel axis of the ``conv1`` kernel
+ResNet v1's caffe preprocessing flips RGB to BGR, then subtracts the BGR means (V2
+takes RGB scaled to [-1, 1] and needs no flip). The backbone does not flip pixels:
+``KERAS_APPLICATIONS.normalization`` holds those means in RGB order, and this
+reader reverses the input-channel axis of the v1 ``conv1`` kernel
 (``kernel[:, :, ::-1, :]``), so the first convolution sees each channel with the
 weights that were trained for it.
 """
@@ -55,7 +63,7 @@ from resnet_ft.conversion.formats.base import (
     parse_layer,
 )
 from resnet_ft.errors import CheckpointError, one_line
-from resnet_ft.models.families import DEPTHS, KERAS_APPLICATIONS
+from resnet_ft.models.families import DEPTHS, KERAS_APPLICATIONS, KERAS_V2
 
 SUFFIXES = (".h5", ".hdf5")
 #: Name of the 1000-way Dense: Keras' own, then keras-applications' (the published files).
@@ -71,13 +79,20 @@ _STAGE3_BLOCK = re.compile(r"^conv4_block(\d+)_")
 Layers = dict[str, dict[str, np.ndarray]]
 
 
-def keras3_layer_order(depth: int, kind: str) -> list[str]:
+def keras3_layer_order(depth: int, kind: str, v2: bool = False) -> list[str]:
     """Names of keras.applications' ``kind`` layers (``conv`` or ``bn``) in ``model.layers`` order.
 
     Keras sorts a functional model's layers by graph depth, which puts a
     projection unit's shortcut after its second convolution: ``_1, _2, _0, _3``.
-    Only needed for Keras 3 files that do not record layer names.
+    In V2 only ``_1``/``_2`` are followed by a norm; ``preact`` leads each unit
+    and ``post_bn`` ends the network. Only needed for Keras 3 files that do not
+    record layer names.
     """
+    if v2 and kind == "bn":
+        units = [f"conv{stage + 2}_block{unit}_{part}_bn"
+                 for stage, count in enumerate(DEPTHS[depth]) for unit in range(1, count + 1)
+                 for part in ("preact", 1, 2)]
+        return [*units, "post_bn"]
     names = [f"conv1_{kind}"]
     for stage, count in enumerate(DEPTHS[depth]):
         for unit in range(1, count + 1):
@@ -90,6 +105,10 @@ def keras_layer(ref: LayerRef, top: str) -> str:
     """The keras.applications layer holding the weights of one canonical layer."""
     if ref.part == "logits":
         return top
+    if ref.part == "postnorm":
+        return "post_bn"
+    if ref.part == "preact":
+        return f"conv{ref.stage + 1}_block{ref.unit}_preact_bn"
     kind = "bn" if ref.batch_norm else "conv"
     if ref.stage == 0:
         return f"conv1_{kind}"
@@ -125,13 +144,14 @@ def read(path: Path, depth: int | None = None) -> SourceWeights:
     }
     top = next((name for name in TOP_LAYERS if name in layers), TOP_LAYERS[0])
     bias = tensors.get(f"{top}/bias")
+    v2 = "post_bn" in layers or any(name.endswith("_preact_bn") for name in layers)
 
     def locate(layer: str, variable: str) -> tuple[str, Hook | None]:
-        hook = _rgb_kernel if (layer, variable) == ("conv1", "kernel") else None
-        return f"{keras_layer(parse_layer(layer), top)}/{variable}", hook
+        bgr = not v2 and (layer, variable) == ("conv1", "kernel")
+        return f"{keras_layer(parse_layer(layer), top)}/{variable}", _rgb_kernel if bgr else None
 
     return SourceWeights(
-        family=KERAS_APPLICATIONS, depth=detected,
+        family=KERAS_V2 if v2 else KERAS_APPLICATIONS, depth=detected,
         num_classes=0 if bias is None else int(bias.shape[-1]), tensors=tensors,
         locate=locate, source=str(path),
         top_keys=frozenset(key for key in tensors if key.startswith(f"{top}/")),
@@ -188,16 +208,17 @@ def _names_from_order(keys: list[str], path: Path) -> dict[str, str]:
     for key in keys:
         kind, number = _class_group(key)
         by_kind[kind].append((number, key))
-    convs = len(by_kind["conv2d"])
+    convs, norms = len(by_kind["conv2d"]), len(by_kind["batch_normalization"])
     depth = next((d for d in DEPTHS if len(keras3_layer_order(d, "conv")) == convs), None)
     if depth is None:
         raise CheckpointError(
             f"not a keras.applications ResNet: {path} records no layer names (Keras < 3.10) "
-            f"and its {convs} Conv2D layers fit no ResNet v1 depth"
+            f"and its {convs} Conv2D layers fit no ResNet depth"
         )
+    v2 = norms == len(keras3_layer_order(depth, "bn", v2=True))
     expected = {
         "conv2d": keras3_layer_order(depth, "conv"),
-        "batch_normalization": keras3_layer_order(depth, "bn"),
+        "batch_normalization": keras3_layer_order(depth, "bn", v2),
         "dense": [TOP_LAYERS[0]],
     }
     # Groups beyond the expected ones keep their own names and are reported as unexpected.
