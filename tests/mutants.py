@@ -78,6 +78,11 @@ _add("v2: the ReLU after a norm dropped", PREACT,
 _add("slim v2: zero-padded stem pool", ARCH, 'name="slim_v2", stride_unit="last", '
      'stage_strides=(2, 2, 2, 1), pool_padding="same"', 'name="slim_v2", stride_unit="last", '
      'stage_strides=(2, 2, 2, 1), pool_padding="symmetric"', SLIM_V2)
+KERAS_V2 = [V2, "-k", "match and keras"]
+_add("keras v2: slim's SAME stem pool", ARCH, 'name="keras_v2", pool_padding="symmetric"',
+     'name="keras_v2", pool_padding="same"', KERAS_V2)
+_add("keras v2: the caffe BGR flip applied to V2's RGB stem", "resnet_ft/conversion/formats/"
+     "keras_h5.py", "bgr = not v2 and (layer", "bgr = (layer", KERAS_V2)
 _add("bit: stride on the last unit", ARCH, 'name="bit", stride_unit="first"',
      'name="bit", stride_unit="last"', BIT)
 _add("bit: GroupNorm with 16 groups", ARCH, "GROUPS = 32", "GROUPS = 16", BIT)

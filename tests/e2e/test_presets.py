@@ -96,6 +96,7 @@ def test_a_timm_preset_is_fetched_once_pinned_and_converted_exactly(
     assert result.code == 0, result.err
     digest = hashlib.sha256(payload).hexdigest()
     assert f"recorded sha256 {digest}" in result.err
+    assert result.err.count(digest) == 1  # computed and shown once, by the preset cache
     ours = np.asarray(load_backbone(tmp_path / "a.keras")(torch50.images[64]))
     assert relative_error(ours, torch50.features[64]) <= 1e-4
     digests = cache / "weights" / "digests.json"

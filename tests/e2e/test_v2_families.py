@@ -59,23 +59,65 @@ def test_summary_counts_every_groupnorm_affine_and_no_statistics(bit50):
     assert summary.total == 25_549_352 - 2_049_000
 
 
+@pytest.fixture(scope="module")
+def bit_run(bit50, flowers, module_tmp):
+    """The BiT backbone fine-tuned from block4 on the generated flowers (one head epoch)."""
+    from resnet_ft.cli import main
+
+    run = module_tmp("bit-run") / "run"
+    args = ["train", flowers, "--backbone", bit50[0], "-o", run, "--head-epochs", 1,
+            "--epochs", 2, "--trainable", "block4", "--cache-dir", module_tmp("bit-cache"),
+            *SMALL]
+    assert main([str(a) for a in args]) == 0
+    return run
+
+
 def test_block4_fine_tuning_trains_its_groupnorms_and_a_fresh_process_predicts(
-        cli, bit50, flowers, tmp_path):
-    run = tmp_path / "run"
-    result = cli("train", flowers, "--backbone", bit50[0], "-o", run, "--head-epochs", 1,
-                 "--epochs", 2, "--trainable", "block4", "--cache-dir", tmp_path, *SMALL)
-    assert result.code == 0, result.err
-    summary = json.loads(cli("summary", run, "--json").out)
+        cli, bit_run, flowers):
+    summary = json.loads(cli("summary", bit_run, "--json").out)
     stages = {s["name"]: s for s in summary["stages"]}
     head = 2048 * 1024 + 1024 + 1024 * 5 + 5
     assert stages["block4"]["trainable"] == bit50_stages()["block4"]  # GroupNorms included
     assert stages["block3"]["trainable"] == 0
     assert summary["trainable"] == head + bit50_stages()["block4"]
     image = next(flowers.glob("*/*.jpg"))
-    done = subprocess.run([sys.executable, "-m", "resnet_ft", "predict", str(run), str(image),
-                           "--json"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "resnet_ft", "predict", str(bit_run),
+                           str(image), "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)[0]["label"] in {p.name for p in flowers.iterdir()}
+
+
+def test_the_onnx_export_of_a_bit_run_equals_keras(bit_run, flowers, tmp_path):
+    """Weight standardisation and GroupNorm survive tf2onnx: the export's probabilities equal
+    the Keras model's on every image (the run's own agreement check, and again here)."""
+    import numpy as np
+
+    from resnet_ft.exports import export, load_exported
+    from resnet_ft.inference.loaders import load_predictor
+
+    out = tmp_path / "bit.onnx"
+    report = export(bit_run, out, "onnx", "none")
+    assert report.top1_agreement == 1.0 and report.max_prob_diff <= 1e-4
+    paths = sorted(flowers.rglob("*.jpg"))
+
+    def probabilities(predictor) -> np.ndarray:
+        return np.stack([p for _, p, _ in predictor.probabilities(paths, batch_size=16)])
+
+    expected = probabilities(load_predictor(bit_run))
+    assert np.abs(probabilities(load_exported(out)) - expected).max() <= 1e-4
+
+
+def test_grad_cam_explains_a_bit_run(bit_run, flowers, cli, tmp_path):
+    from PIL import Image
+
+    images = sorted((flowers / "daisy").glob("*.jpg"))[:2]
+    result = cli("predict", bit_run, *images, "--explain", tmp_path / "heat", "--json")
+    assert result.code == 0, result.err
+    maps = [json.loads(result.out)[i]["heatmap"] for i in range(2)]
+    assert sorted(maps) == sorted(str(p) for p in (tmp_path / "heat").iterdir())
+    for path in maps:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size == (224, 224)
 
 
 def test_a_bit_preset_from_a_mirror_is_the_npz_converted(bit50, server, monkeypatch, tmp_path):

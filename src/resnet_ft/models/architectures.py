@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from resnet_ft.models.blocks import pad_for_stride, stem_pool
 from resnet_ft.models.families import (
     DEPTHS,
     EXPANSION,
@@ -87,11 +88,7 @@ def _conv_bn(x, family: Family, filters: int, kernel: int, stride: int, name: st
     """
     from keras import layers
 
-    if stride > 1 and kernel > 1:
-        before = (kernel - 1) // 2
-        pad = ((before, kernel - 1 - before),) * 2
-        x = layers.ZeroPadding2D(pad, name=f"{name}.pad")(x)
-    padding = "same" if stride == 1 else "valid"
+    x, padding = pad_for_stride(x, kernel, stride, name)
     x = layers.Conv2D(
         filters, kernel, strides=stride, padding=padding, use_bias=family.conv_bias or fold,
         name=name,
@@ -110,10 +107,7 @@ def _stem(inputs, family: Family, fold: bool):
     norm = family.normalization
     x = layers.Rescaling(scale=norm.scale, offset=norm.offset, name="normalize")(inputs)
     x = _conv_bn(x, family, 64, 7, 2, "conv1", relu=True, fold=fold)
-    if family.pool_padding == "symmetric":
-        x = layers.ZeroPadding2D(1, name="pool1.pad")(x)
-        return layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")(x)
-    return layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    return stem_pool(x, family.pool_padding)
 
 
 def _bottleneck(x, family: Family, channels: int, width: int, stride: int, name: str,

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from resnet_ft.models.blocks import pad_for_stride, stem_pool
 from resnet_ft.models.families import DEPTHS, EXPANSION, GROUPS, PreactFamily, unit_plan
 
 if TYPE_CHECKING:
@@ -106,11 +107,7 @@ def build_preact(family: PreactFamily, depth: int, *, include_top: bool = False,
     norm = family.normalization
     x = layers.Rescaling(scale=norm.scale, offset=norm.offset, name="normalize")(inputs)
     x = build.conv(x, 64, 7, 2, "conv1", family.conv_bias)
-    if family.pool_padding == "symmetric":
-        x = layers.ZeroPadding2D(1, name="pool1.pad")(x)
-        x = layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")(x)
-    else:
-        x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = stem_pool(x, family.pool_padding)
     for name, channels, width, stride in unit_plan(family, depth):
         x = build.unit(x, channels, width, stride, name)
     features = build.norm_relu(x, "postnorm")
@@ -132,10 +129,7 @@ class _Builder:
         """A convolution; strided ones are padded symmetrically by (k - 1) // 2."""
         from keras import layers
 
-        if stride > 1 and kernel > 1:
-            before = (kernel - 1) // 2
-            x = layers.ZeroPadding2D(((before, kernel - 1 - before),) * 2, name=f"{name}.pad")(x)
-        padding = "same" if stride == 1 else "valid"
+        x, padding = pad_for_stride(x, kernel, stride, name)
         if self.family.ws_epsilon is not None and not self.fold:
             return std_conv_class()(filters, kernel, strides=stride, padding=padding,
                                     use_bias=bias, name=name,

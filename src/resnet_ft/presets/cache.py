@@ -119,10 +119,14 @@ def _download(preset: Preset, root: Path, folder: Path, console: Console, retrie
     url = download_url(preset)
     archive = folder / preset.filename
     created = not folder.exists()
-    try:
-        download(url, archive, checksum=expected, console=console, retries=retries)
-        if recorded is None:
-            _record(root, digests, preset, archive, console)
+    def record(digest: str | None = None) -> None:
+        _record(root, digests, preset, archive, console, digest or sha256_file(archive))
+
+    try:  # an unpinned download hands over the sha256 it computed (computed once)
+        download(url, archive, checksum=expected, console=console, retries=retries,
+                 on_digest=record if expected is None else None)
+        if recorded is None and expected is not None:  # a publisher's pin: record the size
+            record()
         if preset.member:
             extract_tar_entries(archive, folder)
             archive.unlink()
@@ -141,9 +145,8 @@ def _download(preset: Preset, root: Path, folder: Path, console: Console, retrie
 
 
 def _record(root: Path, digests: dict[str, dict[str, object]], preset: Preset, archive: Path,
-            console: Console) -> None:
+            console: Console, digest: str) -> None:
     """Record a first download's sha256 and size; later downloads must match it."""
-    digest = sha256_file(archive)
     digests[preset.name] = {"sha256": digest, "url": preset.url, "bytes": archive.stat().st_size}
     write_text(root / DIGESTS_FILE, json.dumps(digests, indent=2, sort_keys=True) + "\n")
     if preset.checksum is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -43,6 +44,7 @@ def download(
     retries: int = 3,
     backoff: float = 1.0,
     console: Console | None = None,
+    on_digest: Callable[[str], None] | None = None,
 ) -> Path:
     """Download ``url`` to ``dest``, resuming and retrying, and return ``dest``.
 
@@ -58,7 +60,8 @@ def download(
     If ``dest`` already exists it is kept without any network access when
     ``checksum`` is ``None`` or matches; a mismatching ``dest`` is downloaded
     again. With ``checksum=None`` the computed sha256 is printed so it can be
-    pinned. ``console`` receives the progress bar and messages (stderr by
+    pinned, or handed to ``on_digest`` (a caller that records it: trust on first
+    use) instead. ``console`` receives the progress bar and messages (stderr by
     default); pass one writing to a buffer to capture or silence them.
     """
     dest = Path(dest)
@@ -79,7 +82,7 @@ def download(
         _fetch_with_retries(
             url, part, timeout=timeout, retries=retries, backoff=backoff, bar=bar, task=task
         )
-    _verify_and_install(url, part, dest, expected, console)
+    _verify_and_install(url, part, dest, expected, console, on_digest)
     return dest
 
 
@@ -126,7 +129,8 @@ def _fetch_with_retries(
 
 
 def _verify_and_install(
-    url: str, part: Path, dest: Path, expected: Checksum | None, console: Console
+    url: str, part: Path, dest: Path, expected: Checksum | None, console: Console,
+    on_digest: Callable[[str], None] | None,
 ) -> None:
     """Check the finished ``part`` against ``expected`` and rename it onto ``dest``.
 
@@ -142,7 +146,9 @@ def _verify_and_install(
         os.replace(part, dest)
     except OSError as exc:
         raise OutputError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-    if expected is None:
+    if expected is None and on_digest is not None:
+        on_digest(found)
+    elif expected is None:
         # No pinned checksum: show the digest so the user can pin it next time.
         log.info("sha256 %s  %s", found, dest)
         console.print(f"sha256 {found}  {dest.name} (not verified: no checksum pinned for {url})")
