@@ -55,8 +55,8 @@ def damaged(image: Image.Image, kind: str) -> Image.Image:
     return ImageOps.grayscale(image).convert("RGB")
 
 
-KINDS = ("dark", "overexposed_x3", "overexposed_washed", "blurry_1", "blurry_2", "low_information", "odd_aspect_ratio",
-         "tiny", "grayscale")
+KINDS = ("dark", "overexposed_x3", "overexposed_washed", "blurry_1", "blurry_2",
+         "low_information", "odd_aspect_ratio", "tiny", "grayscale")
 
 
 def scores_of(paths: list[Path]) -> np.ndarray:

@@ -7,9 +7,10 @@ thumbnail (size-independent: a blur is judged relative to the image), the
 colour measure on a strided sample of the full pixels, aspect ratio and size
 from the image's dimensions. Dark and overexposed look at the extremes
 (the brightest 1 %, the darkest 5 %), not the mean: a night shot with a lit
-flower is not dark, a white daisy on grass is not overexposed. Each check is one score and one threshold; the
-thresholds come from ``benchmarks/bench_quality.py`` (the shared flowers
-sample and damaged copies of it; the table is in docs/commands/doctor.md).
+flower is not dark, a white daisy on grass is not overexposed. Each check is
+one score and one threshold; the thresholds come from
+``benchmarks/bench_quality.py`` (the shared flowers sample and damaged copies
+of it; the table is in docs/commands/doctor.md).
 """
 
 from __future__ import annotations
