@@ -115,30 +115,36 @@ def test_csv_files_name_files_score_and_reason(doctored):
     _, _, report, out, _ = doctored
     for kind, file_columns in (("exact_duplicates", ("file_a", "file_b")),
                                ("near_duplicates", ("file_a", "file_b")),
-                               ("label_issues", ("file",)), ("outliers", ("file",)),
+                               ("duplicate_groups", ("file",)), ("label_issues", ("file",)),
+                               ("slices", ("file_1", "file_2", "file_3")),
+                               ("outliers", ("file",)), ("quality", ("file",)),
                                ("unreadable", ("file",))):
         with open(out / f"{kind}.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == len(report[kind])
-        if rows:
-            assert set(file_columns) | {"score", "reason"} <= set(rows[0])
+        with open(out / f"{kind}.csv", newline="") as handle:
+            header = next(csv.reader(handle))
+        assert set(file_columns) | {"score", "reason"} <= set(header)
     with open(out / "classes.csv", newline="") as handle:
         classes = list(csv.DictReader(handle))
     assert [row["class"] for row in classes] == ["daisy", "dandelion", "roses", "sunflowers",
                                                  "tulips"]
-    assert sum(int(row["total"]) for row in classes) == report["shape"]["usable"] == 96
+    assert sum(int(row["total"]) for row in classes) == report["shape"]["usable"] == 97
 
 
 def test_fixed_split_keeps_every_duplicate_group_on_one_side(doctored):
     plant, _, _, out, _ = doctored
     with open(out / "split.csv", newline="") as handle:
         side = {row["file"]: row["subset"] for row in csv.DictReader(handle)}
-    assert len(side) == 96
+    assert len(side) == 97
     for pair in plant.copy_pairs():
         a, b = sorted(pair)
         assert side[a] == side[b], (a, b)
-    # 25 validation files, 5 of them copies of training images: those groups go to training
-    assert sum(s == "val" for s in side.values()) == 25 - 5
+    # 26 validation files, 6 of them copies of training images: those groups go to training,
+    # the three identical daisies (two in training, one in validation) all of them
+    assert sum(s == "val" for s in side.values()) == 26 - 6
+    daisies = [f for f in side if Path(f).name.startswith("copy_exact") and "daisy" in f]
+    assert len(daisies) == 2 and {side[f] for f in daisies} == {"train"}
 
 
 def test_doctor_fills_the_cache_train_reads(doctored, backbone101, tmp_path):
@@ -173,3 +179,52 @@ def test_default_report_folder_is_named_after_the_data(cli, trained, flowers, ba
     assert result.code == 0, result.err
     assert (tmp_path / f"{flowers.name}.doctor" / "doctor.json").is_file()
     assert "exact duplicates" in result.out
+
+
+def _components(pairs: set[frozenset[str]]) -> set[frozenset[str]]:
+    """Connected components of the planted copy pairs (merged until no two overlap)."""
+    found: list[set[str]] = []
+    for pair in pairs:
+        touching = [c for c in found if c & pair]
+        merged = set(pair).union(*touching)
+        found = [c for c in found if not c & pair] + [merged]
+    return {frozenset(c) for c in found}
+
+
+def test_duplicate_groups_are_the_connected_components_of_the_planted_copies(doctored):
+    plant, _, report, out, _ = doctored
+    rows = report["duplicate_groups"]
+    found: dict[int, set[str]] = {}
+    for row in rows:
+        found.setdefault(row["group"], set()).add(row["file"])
+    assert {frozenset(f) for f in found.values()} == _components(plant.copy_pairs())
+    assert len(found) == 15 and len(rows) == 31  # 14 pairs and the three identical daisies
+    with open(out / "duplicate_groups.csv", newline="") as handle:
+        triple = [r for r in csv.DictReader(handle) if r["size"] == "3"]
+    root = plant.root
+    assert [(r["file"], r["label"], r["subset"], r["classes"], r["sides"]) for r in triple] == [
+        (str(root / "train/daisy/copy_exact_daisy.jpg"), "daisy", "train", "daisy", "train; val"),
+        (str(root / "train/daisy/daisy_0000.jpg"), "daisy", "train", "daisy", "train; val"),
+        (str(root / "val/daisy/copy_exact_val_daisy.jpg"), "daisy", "val", "daisy",
+         "train; val")]
+
+
+def test_quality_flags_the_grey_images_and_the_flat_screenshot(doctored):
+    """Daisies are white discs on grey scenes: every file from a daisy is a grey image; the
+    screenshot (black bars on white) is grey and has little information. Nothing else."""
+    plant, _, report, out, _ = doctored
+    with open(out / "quality.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    by_check: dict[str, set[str]] = {}
+    for row in rows:
+        by_check.setdefault(row["check"], set()).add(Path(row["file"]).name)
+    daisies = {p.name for p in plant.root.rglob("*.*") if "daisy" in p.name}
+    assert by_check == {"grayscale": daisies | {"screenshot.jpg"},
+                        "low_information": {"screenshot.jpg"}}
+    assert len(rows) == len(report["quality"]) == len(daisies) + 2
+
+
+def test_no_weak_slice_in_data_the_heads_separate(doctored):
+    """Colour classes the heads separate (~0.9 held out) leave no slice far below the rest."""
+    _, _, report, _, _ = doctored
+    assert report["slices"] == []

@@ -60,8 +60,7 @@ def diagnose(config: TrainConfig, out_dir: str | Path | None = None, *, folds: i
     index = np.flatnonzero(usable)
     views = normalise(data.values[index], data.values[index, 0].mean(0))
     exact = exact_pairs(prints.bytes_hash, prints.pixel_hash, usable)
-    near, affinity = _near(data, index, views, prints.hashes,
-                           {(min(a, b), max(a, b)) for a, b, _ in exact}, thresholds)
+    near, affinity = _near(data, index, views, prints.hashes, _within_sets(exact), thresholds)
     group = groups(len(data.samples), [(a, b) for a, b, _ in exact] + [n[:2] for n in near])
     notes: list[str] = []
     probs = _out_of_fold(config, data, usable, group, folds, notes)
@@ -106,6 +105,18 @@ def _near(data: LabelledFeatures, index: np.ndarray, views: np.ndarray, hashes: 
     affinity = np.full((len(data.samples), classes), np.nan, np.float32)
     affinity[index] = feats.affinity
     return near_pairs(bits, feats.pairs, exact, thresholds), affinity
+
+
+def _within_sets(exact: list[tuple[int, int, str]]) -> set[tuple[int, int]]:
+    """Every pair ``(i < j)`` inside a set of identical files: none is also a near duplicate.
+
+    ``exact`` pairs each file with its set's first, so the third copy's pair
+    with the second is not among them, yet must not be reported as near.
+    """
+    sets: dict[int, set[int]] = {}
+    for first, other, _ in exact:
+        sets.setdefault(first, {first}).add(other)
+    return {(a, b) for members in sets.values() for a in members for b in members if a < b}
 
 
 def _out_of_fold(config: TrainConfig, data: LabelledFeatures, usable: np.ndarray,
