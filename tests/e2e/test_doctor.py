@@ -228,3 +228,27 @@ def test_no_weak_slice_in_data_the_heads_separate(doctored):
     """Colour classes the heads separate (~0.9 held out) leave no slice far below the rest."""
     _, _, report, _, _ = doctored
     assert report["slices"] == []
+
+
+def test_report_shows_every_new_kind_with_a_picture_per_file(doctored):
+    """``report --doctor`` reads doctor's folder generically: each new CSV is a section, and
+    every file a row names (a group's files, a slice's representatives) gets its picture."""
+    from resnet_ft.evaluation.report.doctor import read_findings
+    from resnet_ft.evaluation.report.sections import doctor_section
+
+    _, _, report, out, _ = doctored
+    kinds = {kind.csv.stem: kind for kind in read_findings(out)}
+    assert {"duplicate_groups", "quality", "slices"} <= set(kinds)
+    assert kinds["slices"].file_columns == ["file_1", "file_2", "file_3"]
+    slice_row = {"slice": "0", "size": "9", "file_1": report["quality"][0]["file"],
+                 "file_2": report["quality"][1]["file"], "file_3": "", "score": "0.4",
+                 "reason": "weak"}
+    kinds["slices"].rows, kinds["slices"].total = [slice_row], 1
+    files = {row[c]: Path(row[c]) for kind in kinds.values() for row in kind.rows
+             for c in kind.file_columns if row.get(c)}
+    thumbs = {path: f"thumbs/{number}.jpg" for number, path in enumerate(files.values())}
+    html = doctor_section(list(kinds.values()), files, thumbs)
+    for kind, pictures in (("duplicate_groups", 31), ("quality", len(report["quality"])),
+                           ("slices", 2)):
+        part = html.split(f'data-kind="{kind}"')[1].split('<div class="finding-kind"')[0]
+        assert part.count("<img ") == pictures, kind
