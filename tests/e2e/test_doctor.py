@@ -178,7 +178,8 @@ def test_default_report_folder_is_named_after_the_data(cli, trained, flowers, ba
                  *SMALL_DOCTOR)
     assert result.code == 0, result.err
     assert (tmp_path / f"{flowers.name}.doctor" / "doctor.json").is_file()
-    assert "exact duplicates" in result.out
+    for kind in ("exact duplicates", "duplicate groups", "slices", "quality"):
+        assert kind in result.out, kind
 
 
 def _components(pairs: set[frozenset[str]]) -> set[frozenset[str]]:
