@@ -17,7 +17,7 @@ from resnet_ft.diagnostics.duplicates import groups
 from resnet_ft.diagnostics.fingerprints import fingerprints
 from resnet_ft.diagnostics.quality import flagged
 from resnet_ft.diagnostics.rows import Rows
-from resnet_ft.diagnostics.slices import binomial_tail, slice_count, weak_slices
+from resnet_ft.diagnostics.slices import binomial_tail, is_weak, slice_count, weak_slices
 from resnet_ft.diagnostics.split import leakage_free
 from resnet_ft.training.crossval.features import LabelledFeatures
 
@@ -93,6 +93,15 @@ def test_binomial_tail_equals_the_sum_of_terms():
         expected = sum(math.comb(total, i) * rate**i * (1 - rate) ** (total - i)
                        for i in range(correct + 1))
         assert binomial_tail(correct, total, rate) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_slice_is_weak_only_far_below_and_unlikely_by_chance_among_all_slices():
+    # 8 of 12 right at 0.9 overall: 0.23 below, P(X <= 8) = 0.026 by the binomial sum
+    assert is_weak(8 / 12, 0.026, 0.9, slices=1)
+    assert not is_weak(8 / 12, 0.026, 0.9, slices=9)  # 0.026 > 0.05 / 9: chance among 9
+    # 880 of 1000 right at 0.95: certainly worse (p ~ 1e-17), but only 0.07 below
+    assert not is_weak(0.88, 1e-17, 0.95, slices=9)
+    assert is_weak(0.85, 1e-17, 0.95, slices=9)
 
 
 def test_a_planted_hard_cluster_is_the_one_weak_slice():

@@ -54,6 +54,11 @@ def binomial_tail(correct: int, total: int, rate: float) -> float:
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
+def is_weak(accuracy: float, chance: float, overall: float, slices: int) -> bool:
+    """At least MARGIN below the overall accuracy, and ``chance`` below ALPHA / ``slices``."""
+    return accuracy <= overall - MARGIN and chance < ALPHA / slices
+
+
 def weak_slices(views: np.ndarray, correct: np.ndarray, seed: int) -> list[Slice]:
     """Weak slices of normalised features ``views`` (n, d) given which rows are right."""
     import faiss
@@ -75,7 +80,7 @@ def weak_slices(views: np.ndarray, correct: np.ndarray, seed: int) -> list[Slice
         right = int(correct[members].sum())
         accuracy = right / len(members)
         chance = binomial_tail(right, len(members), overall)
-        if accuracy <= overall - MARGIN and chance < ALPHA / count:
+        if is_weak(accuracy, chance, overall, count):
             nearest = members[np.argsort(distance[members, 0], kind="stable")]
             found.append(Slice(members, accuracy, overall, chance, count,
                                [int(i) for i in nearest[:REPRESENTATIVES]]))
