@@ -127,3 +127,19 @@ def test_a_planted_hard_cluster_is_the_one_weak_slice():
         own = views[weak.members]
         nearest = weak.members[np.argmin(np.linalg.norm(own - own.mean(0), axis=1))]
         assert nearest in weak.representatives  # representatives sit at the centroid
+
+
+def test_slice_rows_name_the_samples_behind_the_positions():
+    """Slices are found among the usable rows only: positions map back through ``rows``."""
+    from resnet_ft.diagnostics.slices import Slice
+
+    data = _features(["a", "b", "c", "d", "e", "f"], [0, 1, 1, 1, 0, 1], set())
+    rows = np.array([0, 2, 3, 4, 5])  # b is unusable
+    weak = Slice(np.array([1, 2, 4]), 1 / 3, 0.8, 0.004, 2, [2, 1, 4])
+    [row] = Rows(data, np.isin(np.arange(6), rows)).slices([weak], rows)
+    assert row == {
+        "slice": 0, "size": 3, "accuracy": 1 / 3, "overall_accuracy": 0.8, "p_value": 0.004,
+        "classes": "dog 3", "file_1": "d.jpg", "file_2": "c.jpg", "file_3": "f.jpg",
+        "score": pytest.approx(0.8 - 1 / 3),
+        "reason": "out-of-fold accuracy 0.333 on 3 similar images vs 0.800 overall "
+                  "(binomial p=0.004 < 0.05/2 slices)"}
