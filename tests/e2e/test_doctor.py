@@ -14,7 +14,9 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from support.cli import assert_one_line_error
 from support.plant import planted_dataset
 
@@ -253,3 +255,31 @@ def test_report_shows_every_new_kind_with_a_picture_per_file(doctored):
                            ("slices", 2)):
         part = html.split(f'data-kind="{kind}"')[1].split('<div class="finding-kind"')[0]
         assert part.count("<img ") == pictures, kind
+
+
+def test_a_planted_hard_group_is_the_weak_slice(cli, backbone101, tmp_path):
+    """30 striped images of one tint, filed evenly under the 5 classes (no class to learn)
+    beside 150 colour-disc images the heads separate: the one weak slice is those 30.
+
+    Its own small doctor run: planted into the shared plant, the 30 would also be label
+    issues there and move every count the other tests check.
+    """
+    from support.plant import CLASSES, photo_like
+
+    root = photo_like(tmp_path / "data", 30, seed=7)
+    rng = np.random.default_rng(1)
+    hard = set()
+    for number in range(30):
+        stripes = (np.arange(120) // (6 + (number * 7) % 4)) % 2
+        pixels = (np.array([90, 60, 140]) + 60 * stripes[None, :, None]
+                  + rng.normal(0, 6, (120, 120, 3)))
+        path = root / CLASSES[number % 5] / f"hard_{number:02d}.jpg"
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=92)
+        hard.add(str(path))
+    result = cli("doctor", root, "--backbone", backbone101, "--cache-dir", tmp_path / "cache",
+                 "-o", tmp_path / "report", "--json", *SMALL_DOCTOR)
+    assert result.code == 0, result.err
+    [weak] = json.loads(result.out)["slices"]
+    assert 27 <= weak["size"] <= 33  # k = 180 // 30 = 6 clusters: the 30, give or take 3
+    assert {weak["file_1"], weak["file_2"], weak["file_3"]} <= hard
+    assert weak["accuracy"] <= 0.5 and weak["overall_accuracy"] >= 0.75
