@@ -86,6 +86,11 @@ def test_duplicate_groups_join_a_chain_and_keep_a_separate_pair():
     assert fixed.to_csv().splitlines() == [
         "file,label,subset", "a.jpg,cat,train", "b.jpg,cat,train", "x.jpg,dog,train",
         "d.jpg,dog,train", "c.jpg,dog,train", "e.jpg,dog,train", "y.jpg,cat,val"]
+    for seed in range(20):  # a seeded split is dealt again: the chain never straddles
+        remade = leakage_free(Split(["cat", "dog"], data.samples, [], "split"), group, 0.5, seed)
+        sides = {s.path.name: "val" for s in remade.val}
+        assert len({sides.get(f"{n}.jpg", "train") for n in "abc"}) == 1, seed
+        assert len({sides.get(f"{n}.jpg", "train") for n in "de"}) == 1, seed
 
 
 def test_binomial_tail_equals_the_sum_of_terms():
