@@ -251,6 +251,27 @@ def export_rows(r: dict) -> list[str]:
     return rows
 
 
+def pr(r: dict) -> str:
+    """Precision / recall of one finding kind (precision "—" when nothing was flagged)."""
+    precision = "—" if r["found"] == 0 else f"{r['precision']:.2f}"
+    return f"{precision} / {r['recall']:.2f}"
+
+
+def doctor_quality_rows(quality: dict, compare: dict) -> list[str]:
+    """#27: the quality checks' recall and false flags; doctor vs Datalab and CleanVision."""
+    rows = [f"| #27 | quality `{kind}` on damaged copies of {quality['photos']} photos | recall "
+            f"{c['recall']:.3f}, false flags {c['false_flags']} ({c['false_flag_rate']:.1%}) | "
+            f"(shown) |" for kind, c in quality["checks"].items()]
+    doctor, datalab, vision = compare["doctor"], compare["datalab"], compare["cleanvision"]
+    rows += [f"| #27b | {kind}, {compare['images']} images, P / R | doctor {pr(doctor[kind])}; "
+             f"{other} | (shown) |" for kind, other in (
+                 ("label", f"Datalab {pr(datalab['label'])}"),
+                 ("near", f"Datalab {pr(datalab['near'])}, CleanVision {pr(vision['near'])}"),
+                 ("outlier", f"Datalab {pr(datalab['outlier'])}"),
+                 ("quality", f"CleanVision {pr(vision['quality'])}"))]
+    return rows
+
+
 #: figure rows: (result files, builder, what the figure is) in table order
 FIGURES = [
     (("train_epochs",), train_rows, "1, 2: `train` cold, warm and without cache"),
@@ -265,6 +286,8 @@ FIGURES = [
     (("checksum",), checksum_rows, "#23: shard verification"),
     (("int8",), int8_rows, "#24: int8 extraction"),
     (("export",), export_rows, "#25: exports"),
+    (("quality", "doctor_vs_cleanlab"), doctor_quality_rows,
+     "#27: doctor's quality checks and comparison"),
 ]
 
 

@@ -74,7 +74,7 @@ def test_train_beside_doctor(flowers, backbone50, tmp_path, cli):
                 "-o", tmp_path / "doctor-alone", "--json")
     assert alone.code == 0, alone.err
     expected = json.loads(alone.out)
-    kinds = ("exact_duplicates", "near_duplicates", "label_issues", "outliers", "unreadable",
-             "shape")
+    kinds = ("exact_duplicates", "near_duplicates", "duplicate_groups", "label_issues", "slices",
+             "outliers", "quality", "unreadable", "shape")
     assert {k: report[k] for k in kinds} == {k: expected[k] for k in kinds}
     _assert_clean_store(cache)

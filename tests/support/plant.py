@@ -1,7 +1,7 @@
 """Generated data sets with planted problems, where the truth is known.
 
 Stand-in images (one blob colour per class) in an explicit ``train/`` +
-``val/`` layout, plus: exact copies (same bytes; same pixels as PNG), near
+``val/`` layout, plus: exact copies (same bytes, once three of them; same pixels as PNG), near
 copies by each transformation the doctor must see through (resize 0.5-0.8x,
 JPEG quality 60-95, 90 % crop, horizontal flip) placed within a class,
 across classes and across train/val, label flips (an image filed under
@@ -120,6 +120,12 @@ def planted_dataset(root: Path, per_class: int = 12, val_per_class: int = 4) -> 
         b = train / target / f"copy_exact_{klass}.jpg"
         shutil.copyfile(a, b)
         record("exact", a, b, cats)
+    # a third identical copy, in validation: the set's pairs are with its first file (the
+    # training copy sorts first), and the three make one group that --fix-split keeps whole
+    a = train / "daisy" / "copy_exact_daisy.jpg"
+    b = val / "daisy" / "copy_exact_val_daisy.jpg"
+    shutil.copyfile(a, b)
+    record("exact", a, b, {"within class", "across train/val"})
     a = original("sunflowers", 2)
     b = val / "sunflowers" / "copy_pixels.png"
     Image.open(a).save(b)

@@ -1,4 +1,4 @@
-"""``resnet-ft doctor``: duplicates, leakage, label errors and outliers of a data set.
+"""``resnet-ft doctor``: duplicates, leakage, label errors, weak slices, outliers, quality.
 
 Takes ``train``'s data and preprocessing options (generated from the same
 ``TrainConfig`` fields) so it reads and fills the feature cache ``train``
@@ -35,12 +35,14 @@ OWN_OPTIONS = (
     Extra("config", Path | None, typer.Option(help="YAML file with train options."), None),
     JSON,
 )
-KINDS = ("exact_duplicates", "near_duplicates", "label_issues", "outliers", "unreadable")
+KINDS = ("exact_duplicates", "near_duplicates", "duplicate_groups", "label_issues", "slices",
+         "outliers", "quality", "unreadable")
 
 
 @command(TrainConfig, only=DATA_OPTIONS, last=OWN_OPTIONS, panels=False)
 def doctor(**options: Any) -> None:
-    """Find duplicates, train/val leakage, likely label errors and outliers."""
+    """Find duplicates, train/val leakage, likely label errors, weak slices, outliers and
+    poor-quality images (dark, overexposed, blurry, low information, odd aspect, tiny, grey)."""
     from resnet_ft.cli.render import console, print_json
     from resnet_ft.config import load_yaml, make_config
     from resnet_ft.diagnostics.run import diagnose
@@ -81,7 +83,15 @@ def _details(kind: str, rows: list[dict[str, Any]]) -> str:
             for category in row["category"].split("; "):
                 counts[category] = counts.get(category, 0) + 1
         return ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
-    if rows and kind in ("label_issues", "outliers"):
+    if kind in ("quality", "duplicate_groups"):
+        column = "check" if kind == "quality" else "group"
+        found: dict[str, set[str]] = {}
+        for row in rows:
+            found.setdefault(str(row[column]), set()).add(row["file"])
+        if kind == "duplicate_groups":
+            return f"{len(found)} groups, {len(rows)} files" if rows else ""
+        return ", ".join(f"{len(files)} {name}" for name, files in sorted(found.items()))
+    if rows and kind in ("label_issues", "outliers", "slices"):
         top = rows[0]
-        return f"top: {Path(top['file']).name} ({top['reason']})"
+        return f"top: {Path(top.get('file') or top['file_1']).name} ({top['reason']})"
     return ""

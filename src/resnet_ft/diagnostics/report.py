@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnet_ft.diagnostics.slices import REPRESENTATIVES
 from resnet_ft.errors import InputError
 from resnet_ft.util.atomic import atomic_dir
 from resnet_ft.util.tables import csv_text
@@ -26,6 +27,11 @@ COLUMNS = {
                      "suggested_probability", "reason"),
     "outliers": ("file", "label", "nearest_class", "score", "affinity", "reason"),
     "unreadable": ("file", "label", "score", "reason"),
+    "quality": ("file", "label", "check", "score", "threshold", "reason"),
+    "duplicate_groups": ("group", "size", "file", "label", "subset", "classes", "sides", "score",
+                         "reason"),
+    "slices": ("slice", "size", "accuracy", "overall_accuracy", "p_value", "classes",
+               *(f"file_{k + 1}" for k in range(REPRESENTATIVES)), "score", "reason"),
 }
 SHAPE_COLUMNS = ("class", "train", "val", "total", "share", "width_min", "width_median",
                  "width_max", "height_min", "height_median", "height_max")

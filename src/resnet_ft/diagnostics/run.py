@@ -6,32 +6,30 @@ and perceptual variants); find exact duplicates, then near duplicates
 (hashes and feature cosines, :mod:`~resnet_ft.diagnostics.neighbours`);
 group them; train heads on k group-aware folds for out-of-fold probabilities
 (``train``'s arithmetic, all folds at once: :mod:`resnet_ft.training.crossval.fit`)
-and rank likely label errors; flag images far from every class; write the report, and with
-``--fix-split`` a leakage-free ``split.csv``. The data folder is only read.
+and rank likely label errors and weak slices (clusters of the features where those
+predictions are much worse); flag images far from every class and images of poor quality
+(scored in the fingerprinting pass); write the report, and with ``--fix-split`` a
+leakage-free ``split.csv`` that keeps every duplicate group on one side. The data
+folder is only read.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from rich.console import Console
 
 from resnet_ft.config import TrainConfig
 from resnet_ft.data.folds import stratified_folds
-from resnet_ft.diagnostics.duplicates import (
-    Thresholds,
-    categories,
-    exact_pairs,
-    groups,
-    near_pairs,
-)
+from resnet_ft.diagnostics.duplicates import Thresholds, exact_pairs, groups, near_pairs
 from resnet_ft.diagnostics.fingerprints import fingerprints
-from resnet_ft.diagnostics.labels import NEIGHBOURS, label_issues, outliers
+from resnet_ft.diagnostics.labels import NEIGHBOURS
 from resnet_ft.diagnostics.neighbours import feature_neighbours, hash_pairs, normalise
 from resnet_ft.diagnostics.report import DoctorReport, check_out_dir, write_report
+from resnet_ft.diagnostics.rows import Rows
 from resnet_ft.diagnostics.shape import dataset_shape
+from resnet_ft.diagnostics.slices import weak_slices
 from resnet_ft.diagnostics.split import leakage_free
 from resnet_ft.training.crossval.features import LabelledFeatures, load_features
 from resnet_ft.training.crossval.fit import cross_validate, out_of_fold
@@ -58,10 +56,11 @@ def diagnose(config: TrainConfig, out_dir: str | Path | None = None, *, folds: i
     data = load_features(config, VIEWS, console)
     prints = fingerprints([s.path for s in data.samples], console)
     usable = data.usable & np.array([i not in prints.errors for i in range(len(data.samples))])
-    table = _Table(data, usable)
+    table = Rows(data, usable)
+    index = np.flatnonzero(usable)
+    views = normalise(data.values[index], data.values[index, 0].mean(0))
     exact = exact_pairs(prints.bytes_hash, prints.pixel_hash, usable)
-    near, affinity = _near(data, usable, prints.hashes,
-                           {(min(a, b), max(a, b)) for a, b, _ in exact}, thresholds)
+    near, affinity = _near(data, index, views, prints.hashes, _within_sets(exact), thresholds)
     group = groups(len(data.samples), [(a, b) for a, b, _ in exact] + [n[:2] for n in near])
     notes: list[str] = []
     probs = _out_of_fold(config, data, usable, group, folds, notes)
@@ -70,8 +69,12 @@ def diagnose(config: TrainConfig, out_dir: str | Path | None = None, *, folds: i
         "near_duplicates": [table.pair(a, b, group, score, reason, hash_distance=bits,
                                        feature_similarity=sim)
                             for a, b, score, reason, bits, sim in near],
+        "duplicate_groups": table.duplicate_groups(group),
         "label_issues": table.label_issues(probs) if probs is not None else [],
+        "slices": [] if probs is None else table.slices(weak_slices(
+            views[:, 0], probs[index].argmax(1) == data.labels[index], config.seed), index),
         "outliers": table.outliers(affinity),
+        "quality": table.quality(prints.quality),
         "unreadable": table.unreadable({**prints.errors, **data.errors}),
     }
     report = DoctorReport(str(config.data_dir), out, dataset_shape(data.split, prints.sizes,
@@ -85,13 +88,14 @@ def diagnose(config: TrainConfig, out_dir: str | Path | None = None, *, folds: i
     return report
 
 
-def _near(data: LabelledFeatures, usable: np.ndarray, hashes: np.ndarray,
+def _near(data: LabelledFeatures, index: np.ndarray, views: np.ndarray, hashes: np.ndarray,
           exact: set[tuple[int, int]], thresholds: Thresholds):
-    """Near-duplicate rows (sample indices) and the per-class affinities of every sample."""
-    index = np.flatnonzero(usable)
+    """Near-duplicate rows (sample indices) and the per-class affinities of every sample.
+
+    ``views`` are the normalised features of the usable samples ``index``.
+    """
     labels = data.labels[index]
     classes = len(data.split.labels)
-    views = normalise(data.values[index], data.values[index, 0].mean(0))
     feats = feature_neighbours(views, labels, classes,
                                min(thresholds.feature_confirm, thresholds.feature_alone),
                                NEIGHBOURS)
@@ -101,6 +105,18 @@ def _near(data: LabelledFeatures, usable: np.ndarray, hashes: np.ndarray,
     affinity = np.full((len(data.samples), classes), np.nan, np.float32)
     affinity[index] = feats.affinity
     return near_pairs(bits, feats.pairs, exact, thresholds), affinity
+
+
+def _within_sets(exact: list[tuple[int, int, str]]) -> set[tuple[int, int]]:
+    """Every pair ``(i < j)`` inside a set of identical files: none is also a near duplicate.
+
+    ``exact`` pairs each file with its set's first, so the third copy's pair
+    with the second is not among them, yet must not be reported as near.
+    """
+    sets: dict[int, set[int]] = {}
+    for first, other, _ in exact:
+        sets.setdefault(first, {first}).add(other)
+    return {(a, b) for members in sets.values() for a in members for b in members if a < b}
 
 
 def _out_of_fold(config: TrainConfig, data: LabelledFeatures, usable: np.ndarray,
@@ -120,59 +136,3 @@ def _out_of_fold(config: TrainConfig, data: LabelledFeatures, usable: np.ndarray
     notes.append(f"out-of-fold probabilities from {folds} folds (mean held-out accuracy "
                  f"{np.mean([f.val_accuracy for f in fits]):.3f})")
     return probs
-
-
-class _Table:
-    """Turns sample indices into report rows (files, labels, sides, categories)."""
-
-    def __init__(self, data: LabelledFeatures, usable: np.ndarray) -> None:
-        self.samples, self.names = data.samples, data.split.labels
-        self.labels, self.in_val, self.usable = data.labels, data.in_val, usable
-        self.explicit = data.split.source == "folders"
-
-    def file(self, index: int) -> str:
-        return str(self.samples[index].path)
-
-    def subset(self, index: int) -> str:
-        return "val" if self.in_val[index] else "train"
-
-    def pair(self, a: int, b: int, group: np.ndarray, score: float, reason: str,
-             **extra: Any) -> dict[str, Any]:
-        found = categories(a, b, self.labels, self.in_val, self.explicit)
-        return {"group": int(group[a]), "file_a": self.file(a), "file_b": self.file(b),
-                "label_a": self.names[self.labels[a]], "label_b": self.names[self.labels[b]],
-                "subset_a": self.subset(a), "subset_b": self.subset(b),
-                "category": "; ".join(found), "score": score, "reason": reason, **extra}
-
-    def label_issues(self, probs: np.ndarray) -> list[dict[str, Any]]:
-        index = np.flatnonzero(self.usable)
-        rows = []
-        for issue in label_issues(probs[index], self.labels[index]):
-            sample = int(index[issue.index])
-            given, suggested = self.names[self.labels[sample]], self.names[issue.suggested]
-            rows.append({
-                "file": self.file(sample), "label": given, "suggested": suggested,
-                "score": issue.score, "given_probability": issue.given_probability,
-                "suggested_probability": issue.suggested_probability,
-                "reason": f"labelled {given} (p={issue.given_probability:.3f}) but {suggested} "
-                          f"is confident (p={issue.suggested_probability:.3f} >= its threshold "
-                          f"{issue.threshold:.3f})"})
-        return rows
-
-    def outliers(self, affinity: np.ndarray) -> list[dict[str, Any]]:
-        index = np.flatnonzero(self.usable)
-        rows = []
-        for found in outliers(affinity[index]):
-            sample = int(index[found.index])
-            rows.append({
-                "file": self.file(sample), "label": self.names[self.labels[sample]],
-                "nearest_class": self.names[found.nearest], "score": found.score,
-                "affinity": found.affinity,
-                "reason": f"far from every class: best class affinity {found.affinity:.3f} "
-                          f"({self.names[found.nearest]}) vs median {found.median:.3f}, "
-                          f"{found.score:.1f} robust SDs below"})
-        return rows
-
-    def unreadable(self, errors: dict[int, str]) -> list[dict[str, Any]]:
-        return [{"file": self.file(i), "label": self.names[self.labels[i]], "score": 1.0,
-                 "reason": reason} for i, reason in sorted(errors.items())]
