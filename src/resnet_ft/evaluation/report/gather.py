@@ -23,6 +23,7 @@ import resnet_ft
 from resnet_ft.data.folders import Sample, scan
 from resnet_ft.errors import InputError
 from resnet_ft.evaluation.evaluate import Scores, cached_head, score, scores_report
+from resnet_ft.features.featurizer import Featurizer
 from resnet_ft.inference.predictor import Predictor
 from resnet_ft.runs.run import MODEL_FILE, SPLIT_FILE, Run, model_file
 from resnet_ft.util.zipfiles import ZIP_DAMAGE
@@ -50,6 +51,8 @@ class Evaluated:
     scores: Scores
     report: dict[str, Any]
     misclassified: list[tuple[str, str, str, float]]
+    #: the feature store's view of a head-only run (its pooled features cost no backbone pass)
+    featurizer: Featurizer | None = None
 
 
 def read_run(path: Path) -> RunInfo:
@@ -70,10 +73,11 @@ def evaluate_set(run: Path, predictor: Predictor, data_dir: Path | None, top_k: 
     else:
         _, samples, _ = scan(data_dir, predictor.labels)
         title, source = data_dir.resolve().name, str(data_dir)
-    scores = score(predictor, samples, cached=cached_head(run, predictor, console=console),
-                   where=source)
+    cached = cached_head(run, predictor, console=console)
+    scores = score(predictor, samples, cached=cached, where=source)
     report, misclassified = scores_report(scores, predictor.labels, top_k)
-    return Evaluated(title, source, scores, report, misclassified)
+    return Evaluated(title, source, scores, report, misclassified,
+                     cached.featurizer if cached else None)
 
 
 def validation_samples(run: Path, labels: list[str]) -> list[Sample]:
