@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.support.ui import WebDriverWait
-from support.browser import chromium, console_errors
-from support.report_case import report_case
+from support.browser import console_errors, opened
 
 #: The index (data-i) and file of a point drawn on top at its centre, mistakes first.
 TOPMOST = """
@@ -31,18 +30,9 @@ return null;
 
 
 @pytest.fixture(scope="module")
-def case(flowers, backbone101, tmp_path_factory):
-    return report_case(flowers, backbone101, tmp_path_factory.getbasetemp() / "report-case")
-
-
-@pytest.fixture(scope="module")
 def page(case, module_tmp):
-    driver = chromium(module_tmp("chromium-map-profile"))
-    try:
-        driver.get((case.report / "index.html").resolve().as_uri())
+    with opened(case.report / "index.html", module_tmp("chromium-map-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _images(page) -> list[dict]:
