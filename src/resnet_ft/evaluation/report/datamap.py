@@ -29,7 +29,9 @@ from resnet_ft.inference.predictor import Predictor
 
 #: Width of the plot in SVG units; the height follows the map's aspect.
 WIDTH = 1000
-MARGIN = 16
+MARGIN = 20
+#: Radius of a point, and half the side of a finding's square, in SVG units.
+RADIUS, BOX = 8, 13
 #: Class colours (Tableau 10); beyond ten classes hues are spread evenly.
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac")
@@ -109,9 +111,9 @@ def _point(index: int, at: np.ndarray, truth: int, classes: int, wrong: bool,
     x, y = float(at[0]), float(at[1])
     kinds = " ".join(["pt", *(name for name, on in (("wrong", wrong), ("flagged", bool(findings)),
                                                     ("rejected", rejected)) if on)])
-    box = (f'<rect class="finding-box" x="{x - 9:.1f}" y="{y - 9:.1f}" width="18" '
-           'height="18"></rect>' if findings else "")
-    return (f'{box}<circle class="{kinds}" cx="{x:.1f}" cy="{y:.1f}" r="5" '
+    box = (f'<rect class="finding-box" x="{x - BOX:.1f}" y="{y - BOX:.1f}" width="{2 * BOX}" '
+           f'height="{2 * BOX}"></rect>' if findings else "")
+    return (f'{box}<circle class="{kinds}" cx="{x:.1f}" cy="{y:.1f}" r="{RADIUS}" '
             f'style="--c:{colour(truth, classes)}" data-i="{index}" '
             f'data-findings="{escape(", ".join(findings))}"></circle>')
 
