@@ -93,7 +93,8 @@ def _evaluated(tmp_path: Path) -> Evaluated:
     predicted = [0, 1, 0, 1, 0, 1]
     views = np.array([[[0.9, 0.1] if p == 0 else [0.2, 0.8]] for p in predicted])
     report = {"labels": ["cat", "dog"]}
-    return Evaluated("t", "s", Scores(paths, truth, views, {}), report, [])
+    return Evaluated("t", "s", Scores(paths, truth, views, {}), report, [],
+                     featurizer=None)  # the section reads no features
 
 
 def test_section_marks_mistakes_findings_and_rejected_points(tmp_path):

@@ -73,7 +73,7 @@ def build_report(
              *([Path(data_dir)] if data_dir else [])]
     finding_files = {value: resolve(value, bases) for kind in findings for row in kind.rows
                      for column in kind.file_columns if (value := row.get(column))}
-    data_map = evaluated_map(evaluated, predictor, out if out.is_dir() else None, console)
+    data_map = evaluated_map(evaluated, out if out.is_dir() else None)
     with atomic_dir(out) as folder:
         thumbs = {path: f"thumbs/{name}" for path, name in write_thumbnails(
             [*scores.paths, *finding_files.values()], folder / "thumbs", console).items()}

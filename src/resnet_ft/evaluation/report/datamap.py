@@ -20,12 +20,10 @@ from html import escape
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 
 from resnet_ft.evaluation.report.doctor import Findings, resolve
 from resnet_ft.evaluation.report.gather import Evaluated
 from resnet_ft.features.projection import DataMap, stored_or_projected
-from resnet_ft.inference.predictor import Predictor
 
 #: Width of the plot in SVG units; the height follows the map's aspect.
 WIDTH = 1000
@@ -37,24 +35,15 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
            "#ff9da7", "#9c755f", "#bab0ac")
 
 
-def evaluated_map(evaluated: Evaluated, predictor: Predictor, previous: Path | None,
-                  console: Console) -> DataMap:
+def evaluated_map(evaluated: Evaluated, previous: Path | None) -> DataMap:
     """The map of the evaluated images; ``previous`` is the earlier report's folder, if any."""
     files = [str(path) for path in evaluated.scores.paths]
-    return stored_or_projected(previous, files, pooled_features(evaluated, predictor, console))
+    return stored_or_projected(previous, files, pooled_features(evaluated))
 
 
-def pooled_features(evaluated: Evaluated, predictor: Predictor, console: Console) -> np.ndarray:
-    """(N, D) pooled features of the evaluated images, from the store when the run has one."""
-    from resnet_ft.features.featurizer import Backbone, Featurizer
-    from resnet_ft.models.head import split_classifier
-
-    featurizer = evaluated.featurizer
-    if featurizer is None:  # fine-tuned: the run's own backbone, nothing stored
-        backbone, _ = split_classifier(predictor.model)
-        featurizer = Featurizer(Backbone(None, {}, backbone), predictor.preprocessing, "float32",
-                                store_root=None, console=console)
-    return np.asarray(featurizer.pooled(list(evaluated.scores.paths), 1).values)[:, 0]
+def pooled_features(evaluated: Evaluated) -> np.ndarray:
+    """(N, D) pooled features of the evaluated images (from the store when the run has one)."""
+    return np.asarray(evaluated.featurizer.pooled(list(evaluated.scores.paths), 1).values)[:, 0]
 
 
 def flagged_files(findings: list[Findings], bases: list[Path]) -> dict[Path, list[str]]:

@@ -51,8 +51,8 @@ class Evaluated:
     scores: Scores
     report: dict[str, Any]
     misclassified: list[tuple[str, str, str, float]]
-    #: the feature store's view of a head-only run (its pooled features cost no backbone pass)
-    featurizer: Featurizer | None = None
+    #: the images' pooled features: the store's for a head-only run (no backbone pass)
+    featurizer: Featurizer
 
 
 def read_run(path: Path) -> RunInfo:
@@ -77,7 +77,17 @@ def evaluate_set(run: Path, predictor: Predictor, data_dir: Path | None, top_k: 
     scores = score(predictor, samples, cached=cached, where=source)
     report, misclassified = scores_report(scores, predictor.labels, top_k)
     return Evaluated(title, source, scores, report, misclassified,
-                     cached.featurizer if cached else None)
+                     cached.featurizer if cached else run_featurizer(run, predictor, console))
+
+
+def run_featurizer(run: Path, predictor: Predictor, console: Console) -> Featurizer:
+    """Pooled features by the run's own backbone (fine-tuned: what its head sees), not stored."""
+    from resnet_ft.features.featurizer import Backbone
+    from resnet_ft.models.head import split_classifier
+
+    backbone, _ = split_classifier(predictor.model)
+    return Featurizer(Backbone(None, Run(run).metadata().get("backbone", {}), backbone),
+                      predictor.preprocessing, "float32", store_root=None, console=console)
 
 
 def validation_samples(run: Path, labels: list[str]) -> list[Sample]:
