@@ -32,6 +32,7 @@ python benchmarks/bench_quality.py $QUICK_FLAG
 python benchmarks/bench_doctor_vs_cleanlab.py --backbone "$OUT/resnet_v1_50.keras" $QUICK_FLAG
 python benchmarks/bench_sweep.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_report.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_map.py --backbone "$B" $QUICK_FLAG
 # One 3,670-image run takes ~10 minutes here; MEMORY_REPEATS=3 for the median of three.
 python benchmarks/bench_memory.py --backbone "$B" --repeats "${MEMORY_REPEATS:-1}" $QUICK_FLAG
 python benchmarks/bench_memory_slope.py --backbone "$B" $QUICK_FLAG

@@ -5,8 +5,8 @@ commands and settings) in a scratch folder, then ``resnet-ft report`` on the run
 writes into ``docs/assets/``:
 
 * ``demo-console.txt`` — every command and what it printed (the tutorial includes it);
-* ``report.png`` — the report's first screen in headless Chromium (the project's
-  WebDriver helper, ``tests/support/browser.py``);
+* ``report.png`` — the report's first screens (headline, confusion matrix, map of
+  the data) in headless Chromium (the project's WebDriver helper, ``tests/support/browser.py``);
 * ``curves.png``, ``confusion.png`` — the run's own plots.
 
 Generated rather than drawn so the tutorial shows what the code does today; rerun it
@@ -43,6 +43,8 @@ STEPS = (
     ("summary", "demo/run"),
     ("report", "demo/run"),
 )
+#: Height of the screenshot's window: down to the end of the map of the data.
+SCREEN_HEIGHT = 1700
 #: Widest a picture is kept (CSS pixels of the site's content column, times ~1.5).
 MAX_WIDTH = 1100
 
@@ -66,11 +68,11 @@ def run_steps(work: Path) -> str:
 
 
 def screenshot(page: Path, out: Path, profile: Path) -> None:
-    """The report's first screen (headline, confusion matrix) as a PNG."""
+    """The report's first screens (headline, confusion matrix, map) as a PNG."""
     sys.path.insert(0, str(ROOT / "tests"))
     from support.browser import chromium, console_errors
 
-    driver = chromium(profile, height=900)
+    driver = chromium(profile, height=SCREEN_HEIGHT)
     try:
         driver.get(page.resolve().as_uri())
         errors = console_errors(driver)

@@ -12,16 +12,11 @@ import pytest
 import yaml
 from PIL import Image
 from support.cli import assert_one_line_error
-from support.report_case import MISSING, report_case
+from support.report_case import MISSING
 
 from resnet_ft.cli import main
 from resnet_ft.data.preprocessing import Preprocessing, image_dataset
 from resnet_ft.runs.run import load_classifier
-
-
-@pytest.fixture(scope="module")
-def case(flowers, backbone101, tmp_path_factory):
-    return report_case(flowers, backbone101, tmp_path_factory.getbasetemp() / "report-case")
 
 
 @pytest.fixture(scope="module")

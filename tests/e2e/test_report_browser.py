@@ -12,24 +12,14 @@ from pathlib import Path
 
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
-from support.browser import chromium, console_errors, full_page_screenshot
-from support.report_case import report_case
-
-
-@pytest.fixture(scope="module")
-def case(flowers, backbone101, tmp_path_factory):
-    return report_case(flowers, backbone101, tmp_path_factory.getbasetemp() / "report-case")
+from support.browser import console_errors, full_page_screenshot, opened
 
 
 @pytest.fixture(scope="module")
 def page(case, module_tmp):
     """The report's index.html open in headless Chromium (closed after the module)."""
-    driver = chromium(module_tmp("chromium-profile"))
-    try:
-        driver.get((case.report / "index.html").resolve().as_uri())
+    with opened(case.report / "index.html", module_tmp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _cards(driver) -> dict[str, tuple[str, str]]:

@@ -9,6 +9,8 @@ the fix; they never skip it.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,17 @@ def chromium(profile: Path, height: int = 1000):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+@contextmanager
+def opened(page: Path, profile: Path) -> Iterator:
+    """``page`` open in a headless Chromium that is closed when the block ends."""
+    driver = chromium(profile)
+    try:
+        driver.get(page.resolve().as_uri())
+        yield driver
+    finally:
+        driver.quit()
 
 
 def console_errors(driver) -> list[str]:

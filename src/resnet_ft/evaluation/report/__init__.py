@@ -3,8 +3,9 @@
 The story: read the run directory (:mod:`.gather`); score the evaluated
 images, the run's validation split or a ``DATA_DIR``; rank the top losses and
 draw their Grad-CAM heat maps; write thumbnails (:mod:`resnet_ft.evaluation.thumbs`), figures
-(:mod:`.figures`) and the data behind the page (``metrics.json``,
-``misclassified.csv``, ``predictions.csv``); fill the page (:mod:`.page`).
+(:mod:`.figures`), the map of the data (:mod:`.datamap`, ``map.json``) and
+the data behind the page (``metrics.json``, ``misclassified.csv``,
+``predictions.csv``); fill the page (:mod:`.page`).
 The folder is built beside its destination and renamed into place, so a
 failed build leaves the previous report untouched. It opens from
 ``file://`` with no server and no network: plain HTML and CSS and one small
@@ -20,12 +21,14 @@ from rich.console import Console
 
 from resnet_ft.errors import InputError
 from resnet_ft.evaluation.evaluate import write_report
+from resnet_ft.evaluation.report.datamap import evaluated_map, flagged_files, map_section
 from resnet_ft.evaluation.report.doctor import read_findings, resolve
 from resnet_ft.evaluation.report.figures import plot_reliability, plot_training
 from resnet_ft.evaluation.report.gather import Evaluated, RunInfo, evaluate_set, read_run
 from resnet_ft.evaluation.report.page import Page, asset, render
 from resnet_ft.evaluation.thumbs import jpeg_bytes, thumb_name, write_thumbnails
 from resnet_ft.evaluation.top_losses import TOP_LOSSES, TopLoss, image_losses, top_losses
+from resnet_ft.features.projection import write_map
 from resnet_ft.inference.gradcam import cam_model, iter_gradcam, overlay
 from resnet_ft.inference.loaders import load_predictor
 from resnet_ft.inference.options import DEFAULTS
@@ -36,7 +39,7 @@ from resnet_ft.util.tables import csv_text
 
 #: The file that marks a folder as a report this command may replace.
 MARKER = "resnet-ft-report.json"
-STATIC_FILES = ("report.css", "report.js")
+STATIC_FILES = ("report.css", "report.js", "map.js")
 
 
 def build_report(
@@ -70,13 +73,16 @@ def build_report(
              *([Path(data_dir)] if data_dir else [])]
     finding_files = {value: resolve(value, bases) for kind in findings for row in kind.rows
                      for column in kind.file_columns if (value := row.get(column))}
+    data_map = evaluated_map(evaluated, out if out.is_dir() else None)
     with atomic_dir(out) as folder:
         thumbs = {path: f"thumbs/{name}" for path, name in write_thumbnails(
             [*scores.paths, *finding_files.values()], folder / "thumbs", console).items()}
         heat = write_heat_maps(predictor, losses, folder / "heat")
         figures = write_figures(info, evaluated, folder)
         write_data(folder, evaluated, predictor.labels)
-        page = Page(info, evaluated, thumbs, losses, heat, figures, findings, finding_files)
+        write_map(folder, data_map)
+        page = Page(info, evaluated, thumbs, losses, heat, figures, findings, finding_files,
+                    map_section(data_map, evaluated, flagged_files(findings, bases)))
         write_text(folder / "index.html", render(page))
         for name in STATIC_FILES:
             write_text(folder / name, asset(name))

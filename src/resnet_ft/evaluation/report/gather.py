@@ -23,6 +23,7 @@ import resnet_ft
 from resnet_ft.data.folders import Sample, scan
 from resnet_ft.errors import InputError
 from resnet_ft.evaluation.evaluate import Scores, cached_head, score, scores_report
+from resnet_ft.features.featurizer import Featurizer
 from resnet_ft.inference.predictor import Predictor
 from resnet_ft.runs.run import MODEL_FILE, SPLIT_FILE, Run, model_file
 from resnet_ft.util.zipfiles import ZIP_DAMAGE
@@ -50,6 +51,8 @@ class Evaluated:
     scores: Scores
     report: dict[str, Any]
     misclassified: list[tuple[str, str, str, float]]
+    #: the images' pooled features: the store's for a head-only run (no backbone pass)
+    featurizer: Featurizer
 
 
 def read_run(path: Path) -> RunInfo:
@@ -70,10 +73,21 @@ def evaluate_set(run: Path, predictor: Predictor, data_dir: Path | None, top_k: 
     else:
         _, samples, _ = scan(data_dir, predictor.labels)
         title, source = data_dir.resolve().name, str(data_dir)
-    scores = score(predictor, samples, cached=cached_head(run, predictor, console=console),
-                   where=source)
+    cached = cached_head(run, predictor, console=console)
+    scores = score(predictor, samples, cached=cached, where=source)
     report, misclassified = scores_report(scores, predictor.labels, top_k)
-    return Evaluated(title, source, scores, report, misclassified)
+    return Evaluated(title, source, scores, report, misclassified,
+                     cached.featurizer if cached else run_featurizer(run, predictor, console))
+
+
+def run_featurizer(run: Path, predictor: Predictor, console: Console) -> Featurizer:
+    """Pooled features by the run's own backbone (fine-tuned: what its head sees), not stored."""
+    from resnet_ft.features.featurizer import Backbone
+    from resnet_ft.models.head import split_classifier
+
+    backbone, _ = split_classifier(predictor.model)
+    return Featurizer(Backbone(None, Run(run).metadata().get("backbone", {}), backbone),
+                      predictor.preprocessing, "float32", store_root=None, console=console)
 
 
 def validation_samples(run: Path, labels: list[str]) -> list[Sample]:

@@ -39,6 +39,7 @@ class Page:
     figures: dict[str, str]  # "training", "reliability" -> PNG file name
     findings: list[Findings] = field(default_factory=list)
     finding_files: dict[str, Path] = field(default_factory=dict)  # CSV value -> file
+    data_map: str = ""  # the map section's HTML (datamap.map_section)
 
 
 def asset(name: str) -> str:
@@ -51,7 +52,8 @@ def render(page: Page) -> str:
     """The whole ``index.html``."""
     report = page.evaluated.report
     sections = [
-        confusion_section(report), top_losses_section(page), per_class_section(report),
+        confusion_section(report), page.data_map, top_losses_section(page),
+        per_class_section(report),
         training_section(page), calibration_section(page),
         doctor_section(page.findings, page.finding_files, page.thumbs) if page.findings else "",
         config_section(page.run), skipped_section(page.evaluated.scores.skipped),
@@ -119,7 +121,8 @@ def cards(page: Page) -> str:
 
 
 def nav(page: Page) -> str:
-    links = [("confusion", "Confusion matrix"), ("top-losses", "Top losses"),
+    links = [("confusion", "Confusion matrix"), *([("map", "Map")] if page.data_map else []),
+             ("top-losses", "Top losses"),
              ("per-class", "Per class"), ("training", "Training"),
              ("calibration", "Calibration")]
     if page.findings:
