@@ -70,12 +70,17 @@ def predictions_table(results: list[dict[str, Any]]) -> Table:
     table.add_column("label")
     table.add_column("probability", justify="right")
     table.add_column("top-k")
+    scored = any("ood_score" in row for row in results)
+    if scored:
+        table.add_column("reject score", justify="right")
     for row in results:
         if "error" in row:
-            table.add_row(row["file"], "[red]error[/red]", "", row["error"])
+            table.add_row(row["file"], "[red]error[/red]", "", row["error"],
+                          *([""] if scored else []))
             continue
         top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"])
-        table.add_row(row["file"], row["label"], f"{row['probability']:.4f}", top)
+        score = [f"{row['ood_score']:.3f}"] if scored else []
+        table.add_row(row["file"], row["label"], f"{row['probability']:.4f}", top, *score)
     return table
 
 
