@@ -30,7 +30,7 @@ def case(module_tmp, backbone50):
     args = ["train", data, "--backbone", backbone50, "-o", run, "--epochs", 2,
             "--val-split", 0.25, "--reject-rate", RATE, *SMALL]
     assert main([str(a) for a in args]) == 0
-    return run, sorted(unseen.glob("*.jpg"))
+    return run, sorted(unseen.glob("*.jpg")), data
 
 
 def _predict(cli, run, files, *extra):
@@ -40,7 +40,7 @@ def _predict(cli, run, files, *extra):
 
 
 def test_unseen_class_rejected_far_more_often_than_validation(case, cli):
-    run, unseen = case
+    run, unseen, _ = case
     val = Run(run).usable("val")
     assert len(val) == VAL
     val_rows = _predict(cli, run, val, "--reject")
@@ -84,7 +84,7 @@ def _reference_scores(run, files):
 
 
 def test_scores_equal_an_independent_computation(case, cli):
-    run, unseen = case
+    run, unseen, _ = case
     files = unseen[:4]
     rows = _predict(cli, run, files)
     ours = np.array([r["ood_score"] for r in rows])
@@ -94,7 +94,7 @@ def test_scores_equal_an_independent_computation(case, cli):
 
 
 def test_scorer_file_round_trip_and_damage(case, tmp_path):
-    run, _ = case
+    run, _, _ = case
     scorer = Run(run).require_scorer()
     assert scorer.rate == RATE
     assert scorer.centres.shape == (4, 2048) and scorer.whiten.shape == (2048, 2048)
@@ -108,7 +108,7 @@ def test_scorer_file_round_trip_and_damage(case, tmp_path):
 
 
 def test_predict_reject_json_and_text_exact(case, cli):
-    run, unseen = case
+    run, unseen, _ = case
     scorer = Run(run).require_scorer()
     val = Run(run).usable("val")
     scores = _predict(cli, run, val)
@@ -128,7 +128,7 @@ def test_predict_reject_json_and_text_exact(case, cli):
 
 
 def test_old_run_without_scorer(case, cli, tmp_path):
-    run, unseen = case
+    run, unseen, _ = case
     old = tmp_path / "old"
     shutil.copytree(run, old)
     (old / "scorer.npz").unlink()
@@ -138,3 +138,28 @@ def test_old_run_without_scorer(case, cli, tmp_path):
                           "train it again to get one")
     rows = _predict(cli, old, unseen[:1])
     assert set(rows[0]) == {"file", "label", "probability", "top_k"}
+
+
+def test_evaluate_risk_coverage_equals_numpy(case, cli, tmp_path):
+    run, _, data = case
+    result = cli("evaluate", run, data, "--out", tmp_path / "eval")
+    assert result.code == 0, result.err
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())["risk_coverage"]
+    files = sorted(data.rglob("*.jpg"))
+    rows = _predict(cli, run, files, "--reject")
+    truth = np.array([f.parent.name == r["top_k"][0]["label"] for f, r in zip(files, rows,
+                                                                              strict=True)])
+    score = np.array([r["ood_score"] for r in rows])
+    order = np.argsort(score, kind="stable")
+    accuracy = np.cumsum(truth[order]) / np.arange(1, len(files) + 1)
+    n = len(files)
+    assert [row["coverage"] for row in report["table"]] == [1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5]
+    for row in report["table"]:
+        assert row["accuracy"] == pytest.approx(accuracy[math.ceil(row["coverage"] * n) - 1],
+                                                abs=1e-12)
+    assert report["area"] == pytest.approx(accuracy.mean(), abs=1e-12)
+    rejected = np.array([r["rejected"] for r in rows])
+    assert report["at_threshold"] == {
+        "coverage": pytest.approx(1 - rejected.mean(), abs=1e-12),
+        "accuracy": pytest.approx(truth[~rejected].mean(), abs=1e-12),
+        "rejected": int(rejected.sum())}

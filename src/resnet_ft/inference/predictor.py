@@ -64,7 +64,7 @@ class Predictor:
                     tta: bool = False) -> Iterator[tuple[int, Any, float | None, str | None]]:
         """:meth:`probabilities` with each file's reject score (``None`` without a scorer;
         the score is the plain view's, as the threshold was calibrated)."""
-        for index, views, score, error in self._views(paths, batch_size, 2 if tta else 1):
+        for index, views, score, error in self.view_scores(paths, batch_size, 2 if tta else 1):
             yield index, (None if views is None else views.mean(axis=0)), score, error
 
     def view_probabilities(self, paths: list[Path], batch_size: int = DEFAULTS.batch_size,
@@ -75,11 +75,12 @@ class Predictor:
         both views go through the model as one batch. Probabilities that are not
         finite (a model with NaN or infinite weights) are an error for that file.
         """
-        for index, probs, _, error in self._views(paths, batch_size, views):
+        for index, probs, _, error in self.view_scores(paths, batch_size, views):
             yield index, probs, error
 
-    def _views(self, paths: list[Path], batch_size: int,
-               views: int) -> Iterator[tuple[int, Any, float | None, str | None]]:
+    def view_scores(self, paths: list[Path], batch_size: int,
+                    views: int) -> Iterator[tuple[int, Any, float | None, str | None]]:
+        """:meth:`view_probabilities` with each file's reject score (as :meth:`with_scores`)."""
         dataset = image_dataset([str(p) for p in paths], self.preprocessing).batch(batch_size)
         index = 0
         for pixels, errors in dataset:
