@@ -28,6 +28,7 @@ if [[ ! -f "$OUT/resnet_v1_50.keras" ]]; then
 fi
 python benchmarks/bench_distill.py --backbone "$B" --student "$OUT/resnet_v1_50.keras" $QUICK_FLAG
 python benchmarks/bench_doctor.py --backbone "$B" $QUICK_FLAG
+python benchmarks/bench_reject.py --backbone "$OUT/resnet_v1_50.keras" --image-size 160 $QUICK_FLAG
 python benchmarks/bench_sweep.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_report.py --backbone "$B" $QUICK_FLAG
 # One 3,670-image run takes ~10 minutes here; MEMORY_REPEATS=3 for the median of three.
