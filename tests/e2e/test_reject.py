@@ -179,3 +179,20 @@ def test_saved_model_returns_predicts_score(case, cli, tmp_path):
     ours = np.array([r["ood_score"] for r in _predict(cli, run, files)])
     # One graph against Keras on the same pixels: measured within 1e-4 relative.
     np.testing.assert_allclose(result["ood_score"].numpy(), ours, rtol=1e-4)
+
+
+def test_report_plots_accuracy_against_coverage(case, cli, tmp_path):
+    import re
+
+    run, _, _ = case
+    out = tmp_path / "report"
+    result = cli("report", run, "-o", out, "--top", 1)
+    assert result.code == 0, result.err
+    assert (out / "coverage.png").read_bytes()[:4] == b"\x89PNG"
+    table = json.loads((out / "metrics.json").read_text())["risk_coverage"]["table"]
+    page = (out / "index.html").read_text()
+    section = page[page.index('<section id="coverage">'):]
+    section = section[:section.index("</section>")]
+    cells = re.findall(r'<td class="num">([^<]+)</td>', section)
+    assert cells == [c for row in table for c in (f"{100 * row['coverage']:.0f} %",
+                                                  f"{row['accuracy']:.3f}")]
