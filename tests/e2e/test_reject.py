@@ -145,6 +145,7 @@ def test_evaluate_risk_coverage_equals_numpy(case, cli, tmp_path):
     result = cli("evaluate", run, data, "--out", tmp_path / "eval")
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())["risk_coverage"]
+    assert f"accuracy against coverage (area {report['area']:.4f};" in result.out
     files = sorted(data.rglob("*.jpg"))
     rows = _predict(cli, run, files, "--reject")
     truth = np.array([f.parent.name == r["top_k"][0]["label"] for f, r in zip(files, rows,
