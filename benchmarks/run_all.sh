@@ -30,6 +30,7 @@ python benchmarks/bench_distill.py --backbone "$B" --student "$OUT/resnet_v1_50.
 python benchmarks/bench_doctor.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_quality.py $QUICK_FLAG
 python benchmarks/bench_doctor_vs_cleanlab.py --backbone "$OUT/resnet_v1_50.keras" $QUICK_FLAG
+python benchmarks/bench_reject.py --backbone "$OUT/resnet_v1_50.keras" --image-size 160 $QUICK_FLAG
 python benchmarks/bench_sweep.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_report.py --backbone "$B" $QUICK_FLAG
 python benchmarks/bench_map.py --backbone "$B" $QUICK_FLAG

@@ -17,7 +17,7 @@ from support.cli import assert_one_line_error
 
 from resnet_ft.data.standin import write_standin_images
 from resnet_ft.inference.predict import predict
-from resnet_ft.runs.run import load_classifier
+from resnet_ft.runs.run import Run, load_classifier
 
 CLASSES = ("daisy", "dandelion", "roses")
 #: 28 per class, 25 % validation: 7 per class, 21 validation images (one miss is 95.2 %).
@@ -138,6 +138,10 @@ def test_distilled_run_is_an_ordinary_run_directory(distilled, work, backbone50,
     result = cli("evaluate", run, data, "--json", "-o", run / "eval")
     assert result.code == 0, result.err
     assert json.loads(result.out)["n"] == 84
+    # distill fits the reject score as train does
+    assert json.loads(result.out)["risk_coverage"]["table"][0]["coverage"] == 1.0
+    scorer = Run(run).require_scorer()
+    assert scorer.rate == 0.05 and scorer.centres.shape == (3, 2048)
     model, labels = load_classifier(run)
     assert labels == list(CLASSES) and model.input_shape == (None, 48, 48, 3)
 
@@ -230,6 +234,8 @@ def test_unlabeled_images_pruning_and_resume(work, teacher, backbone50, cli):
     assert [r["units"] for r in metrics["pruning"]["rounds"]] == [192, 128]
     head = load_classifier(run)[0].get_layer("head")
     assert head.get_layer("head.dense").kernel.shape == (2048, 128)
+    # unlabelled images (label -1) stay out of the reject score's class means
+    assert Run(run).require_scorer().centres.shape == (3, 2048)
     assert head.get_layer("head.logits").kernel.shape == (128, 3)
     # the report describes the saved (pruned) model
     files = _val_files(run)

@@ -54,7 +54,7 @@ def test_predict_outputs_and_bad_files(trained, cli, flowers, tmp_path):
     assert result.code == 1
     entries = json.loads(result.out)
     assert [e["file"] for e in entries] == [str(p) for p in (*good, bad)]
-    assert set(entries[0]) == {"file", "label", "probability", "top_k"}
+    assert set(entries[0]) == {"file", "label", "probability", "top_k", "ood_score"}
     assert len(entries[0]["top_k"]) == 2
     assert entries[0]["probability"] == entries[0]["top_k"][0]["probability"]
     assert entries[2] == {"file": str(bad), "error": entries[2]["error"]}

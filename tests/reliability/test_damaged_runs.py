@@ -130,6 +130,8 @@ DAMAGES = {
                        ("predict", "evaluate", "summary")),
     "skipped-not-utf8": (_write("skipped.csv", NOT_UTF8), "", COMMANDS),
     "config-garbage": (_write("config.yaml", b"{[: not yaml \x00\xff"), "", COMMANDS),
+    "scorer-garbage": (_write("scorer.npz", b"not a zip"), "cannot read the reject scorer",
+                       ("summary",)),
     "run-missing": (shutil.rmtree, "run", ()),
     "run-is-a-file": (lambda run: (shutil.rmtree(run), run.write_text("x")), "run", ()),
 }

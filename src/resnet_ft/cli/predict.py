@@ -20,9 +20,10 @@ EPILOG = ("Examples:\n\n  resnet-ft predict runs/flowers photo.jpg\n\n"
           "  resnet-ft predict runs/flowers 'photos/*.jpg' --top-k 3 --json\n\n"
           "  resnet-ft predict runs/flowers photo.jpg --tta --explain heatmaps\n\n"
           "  resnet-ft predict runs/flowers photos/ --precision auto --csv\n\n"
+          "  resnet-ft predict runs/flowers photos/ --reject\n\n"
           "  resnet-ft predict runs/flowers photo.jpg --model flowers.onnx\n\n"
           "  resnet-ft predict backbone.keras cat.jpg --labels imagenet_labels.txt")
-OPTIONS = ("top_k", "batch_size", "labels", "model", "tta", "precision")
+OPTIONS = ("top_k", "batch_size", "labels", "model", "tta", "precision", "reject")
 
 
 @command(InferenceOptions, only=OPTIONS, panels=False, first=(

@@ -70,12 +70,17 @@ def predictions_table(results: list[dict[str, Any]]) -> Table:
     table.add_column("label")
     table.add_column("probability", justify="right")
     table.add_column("top-k")
+    scored = any("ood_score" in row for row in results)
+    if scored:
+        table.add_column("reject score", justify="right")
     for row in results:
         if "error" in row:
-            table.add_row(row["file"], "[red]error[/red]", "", row["error"])
+            table.add_row(row["file"], "[red]error[/red]", "", row["error"],
+                          *([""] if scored else []))
             continue
         top = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in row["top_k"])
-        table.add_row(row["file"], row["label"], f"{row['probability']:.4f}", top)
+        score = [f"{row['ood_score']:.3f}"] if scored else []
+        table.add_row(row["file"], row["label"], f"{row['probability']:.4f}", top, *score)
     return table
 
 
@@ -92,7 +97,8 @@ def predictions_csv(results: list[dict[str, Any]]) -> str:
 
 
 def metrics_tables(report: dict[str, Any]) -> list[Table]:
-    """Per-class precision/recall/F1/support, and the confusion matrix."""
+    """Per-class precision/recall/F1/support, the confusion matrix, and accuracy against
+    coverage when the run has a reject score."""
     top = (f", top-{report['top_k']} accuracy {report['top_k_accuracy']:.4f}"
            if "top_k" in report else "")
     per_class = Table(title=f"accuracy {report['accuracy']:.4f}{top} (n={report['n']})",
@@ -110,7 +116,24 @@ def metrics_tables(report: dict[str, Any]) -> list[Table]:
         confusion.add_column(name, justify="right")
     for name, counts in zip(report["labels"], report["confusion_matrix"], strict=True):
         confusion.add_row(name, *(str(c) for c in counts))
-    return [per_class, confusion]
+    return [per_class, confusion, *coverage_tables(report)]
+
+
+def coverage_tables(report: dict[str, Any]) -> list[Table]:
+    """Accuracy against coverage (when the run has a reject score): none without one."""
+    if "risk_coverage" not in report:
+        return []
+    curve = report["risk_coverage"]
+    at = curve["at_threshold"]
+    accuracy = "-" if at["accuracy"] is None else f"{at['accuracy']:.4f}"
+    table = Table(title=f"accuracy against coverage (area {curve['area']:.4f}; the run's "
+                  f"threshold keeps {at['coverage']:.1%} at accuracy {accuracy})",
+                  title_justify="left")
+    table.add_column("coverage", justify="right")
+    table.add_column("accuracy", justify="right")
+    for row in curve["table"]:
+        table.add_row(f"{row['coverage']:.0%}", f"{row['accuracy']:.4f}")
+    return [table]
 
 
 def tta_line(report: dict[str, Any], cached: int) -> str:

@@ -8,11 +8,10 @@ sections (dataclass inheritance keeps the fields flat). So a run's
 sections it needs, ``--help`` groups the options by section, and code that
 needs one idea asks for one section (:meth:`TrainConfig.head_spec`).
 
-The fields are the single source of truth for option names, defaults, help
-texts and accepted ranges (:func:`~resnet_ft.config.fields.setting`); the
-command line's options are generated from them. The fully resolved config is
-written to the run directory, and ``--config RUN_DIR/config.yaml`` reproduces
-the run.
+The fields are the single source of truth for option names, defaults, help texts and
+accepted ranges (:func:`~resnet_ft.config.fields.setting`); the command line's options are
+generated from them. The fully resolved config is written to the run directory, and
+``--config RUN_DIR/config.yaml`` reproduces the run.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from resnet_ft.config.fields import (
     setting,
     to_yaml,
 )
+from resnet_ft.config.reject import RejectSection
 from resnet_ft.data.folders import Split, make_split
 from resnet_ft.data.preprocessing import RESIZE_MODES, Preprocessing
 from resnet_ft.errors import InputError
@@ -212,12 +212,12 @@ class PruningSection:
 
 # Bases are listed last section first: a dataclass takes its bases' fields in reverse order.
 @dataclass(frozen=True)
-class TrainConfig(PruningSection, RuntimeSection, OptimisationSection, HeadSection, DataSection,
-                  Config):
+class TrainConfig(RejectSection, PruningSection, RuntimeSection, OptimisationSection,
+                  HeadSection, DataSection, Config):
     """Every training option. Defaults follow the reference tutorial where it was right."""
 
     SECTIONS: ClassVar[tuple[type, ...]] = (DataSection, HeadSection, OptimisationSection,
-                                            RuntimeSection, PruningSection)
+                                            RuntimeSection, PruningSection, RejectSection)
     ARGUMENTS: ClassVar[tuple[str, ...]] = ("data_dir",)
 
     def to_yaml(self) -> str:

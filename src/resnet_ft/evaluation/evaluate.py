@@ -32,6 +32,7 @@ from rich.console import Console
 
 from resnet_ft.data.folders import Sample, scan
 from resnet_ft.errors import InputError
+from resnet_ft.evaluation.coverage import risk_coverage
 from resnet_ft.evaluation.metrics import calibration, classification_report
 from resnet_ft.evaluation.plots import plot_confusion
 from resnet_ft.features.featurizer import Featurizer
@@ -66,6 +67,10 @@ class Scores:
     views: np.ndarray  # (N, views, classes)
     skipped: dict[str, str]
     cached: int = 0
+    #: (N,) the run's reject score per image, and whether it is beyond the threshold
+    #: (None for a model without a scorer: an export, a run trained before scorers).
+    ood: np.ndarray | None = None
+    rejected: np.ndarray | None = None
 
     def probs(self, tta: bool = False) -> np.ndarray:
         """(N, classes): the first view's, or the mean over the image and its mirror."""
@@ -135,6 +140,9 @@ def scores_report(scores: Scores, labels: list[str], top_k: int,
     probs = scores.probs(tta)
     report = classification_report(scores.truth, probs, labels, top_k)
     report["calibration"] = calibration(scores.truth, probs)
+    if scores.ood is not None and scores.rejected is not None:
+        report["risk_coverage"] = risk_coverage(probs.argmax(1) == scores.truth, scores.ood,
+                                                scores.rejected)
     if tta:
         plain = classification_report(scores.truth, scores.probs(False), labels, top_k)
         report["tta"] = "flip"
@@ -156,24 +164,29 @@ def score(predictor: Predictor, samples: list[Sample], options: InferenceOptions
     options = options or inference_options()
     paths = [s.path for s in samples]
     if cached is not None:
-        found, probs, skipped, hits = _cached_probabilities(cached, paths, views)
+        found, probs, ood, skipped, hits = _cached_probabilities(cached, paths, views,
+                                                                 predictor.scorer)
     else:
-        found, rows, skipped, hits = [], [], {}, 0
-        for index, row, error in predictor.view_probabilities(paths, options.batch_size, views):
+        found, rows, scored, skipped, hits = [], [], [], {}, 0
+        for index, row, value, error in predictor.view_scores(paths, options.batch_size, views):
             if row is None:
                 skipped[str(paths[index])] = error
             else:
                 found.append(index)
                 rows.append(row)
+                scored.append(value)
         probs = np.stack(rows) if rows else np.zeros((0, views, len(predictor.labels)))
+        ood = None if predictor.scorer is None else np.array(scored, np.float64)
     if not found:
         raise InputError(f"no decodable images in {where}")
     truth = np.array([samples[i].label for i in found], np.int64)
-    return Scores([paths[i] for i in found], truth, probs, skipped, hits)
+    rejected = None if ood is None else predictor.scorer.rejects(ood)
+    return Scores([paths[i] for i in found], truth, probs, skipped, hits, ood, rejected)
 
 
-def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int):
-    """(found indices, (n, views, classes) probabilities, skipped, cache hits) via the store.
+def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int, scorer: Any):
+    """(found indices, (n, views, classes) probabilities, reject scores of the plain view or
+    None without ``scorer``, skipped, cache hits) via the store.
 
     Files whose probabilities are not finite are skipped with a reason, as ``predict``
     reports them.
@@ -191,7 +204,8 @@ def _cached_probabilities(cached: CachedHead, paths: list[Path], views: int):
     errors = {**table.errors, **{decoded[i]: NON_FINITE for i in np.flatnonzero(~finite)}}
     skipped = {str(paths[i]): reason for i, reason in sorted(errors.items())}
     found = [i for i, ok in zip(decoded, finite, strict=True) if ok]
-    return found, probs[finite], skipped, len(decoded) - table.extracted
+    ood = None if scorer is None else scorer.scores(features[finite][:, 0])
+    return found, probs[finite], ood, skipped, len(decoded) - table.extracted
 
 
 def cached_head(run: Path, predictor: Predictor, precision: str | None = None,

@@ -6,7 +6,8 @@ unimportable):
 
 * ``serving_default`` — ``images``: a batch of encoded image files (``tf.string``,
   shape ``[None]``; JPEG, PNG, GIF, BMP, WebP) -> ``probabilities`` (N, C),
-  ``top_k_labels`` (N, k, class-name strings) and ``top_k_scores`` (N, k), k = min(5, C).
+  ``top_k_labels`` (N, k, class-name strings) and ``top_k_scores`` (N, k), k = min(5, C);
+  and ``ood_score`` (N,) float64, the reject score, when the run has one (``scorer.npz``).
   Decoding and resizing run in the graph, through the very
   :func:`~resnet_ft.data.preprocessing.resize` that training used.
 * ``serving_pixels`` — ``pixels``: float32 (N, S, S, 3) RGB in [0, 255], already

@@ -103,8 +103,14 @@ def _kind(path: Path) -> str:
 def _load_run(path: Path, request: Request) -> Predictor:
     """A run's classifier; in another precision, the featurizer's backbone and its head."""
     run = Run.finished(path)
+    from resnet_ft.inference.reject import with_features
+
     network, labels = run.load_classifier()
     predictor = Predictor(network, labels, run.preprocessing())
+    predictor.scorer = run.scorer()
+    if predictor.scorer is not None:
+        both = with_features(network)
+        predictor.features = lambda pixels: both(pixels, training=False)
     if request.precision != "float32":
         predictor.compute = compute_copy(run, network, request.precision, request.console)
         predictor.precision = request.precision

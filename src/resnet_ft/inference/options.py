@@ -37,6 +37,9 @@ class InferenceSection:
         "instead of RUN's model, through its own runtime", path=True)
     labels: str | None = setting(None, "Class names, one per line, for an ImageNet backbone",
                                  path=True)
+    reject: bool = setting(False, "Answer unknown for images beyond the run's reject threshold",
+                           cli="flag", note="The share of validation images rejected is "
+                           "train's --reject-rate.")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class InferenceOptions(InferenceSection, Config):
 
     def check(self) -> None:
         """An exported model computes as it was exported: no other precision to choose."""
+        if self.reject and (self.model or self.labels):
+            raise InputError("--reject needs a run's own model: its reject score is fitted to "
+                             "the run's training features")
         if self.model and self.precision != "float32":
             raise InputError("--precision applies to the run's model; an exported --model "
                              "computes as it was exported")

@@ -19,6 +19,8 @@ from resnet_ft.data.images import is_image_candidate
 from resnet_ft.inference.loaders import load_predictor
 from resnet_ft.inference.options import InferenceOptions, inference_options
 from resnet_ft.inference.predictor import Predictor
+from resnet_ft.inference.reject import mark
+from resnet_ft.runs.run import Run
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
@@ -40,12 +42,15 @@ def collect_images(inputs: list[str]) -> list[Path]:
 
 def predict_files(predictor: Predictor, paths: list[Path],
                   options: InferenceOptions | None = None, **values: Any) -> list[dict[str, Any]]:
-    """One result per file: label, probability and top-k, or an error."""
+    """One result per file: label, probability and top-k, or an error; with the run's reject
+    score (``ood_score``) when it has one, and ``unknown`` beyond its threshold with ``reject``."""
     options = inference_options(options, **values)
     k = min(options.top_k, len(predictor.labels))
     results: list[dict[str, Any]] = []
-    for index, probs, error in predictor.probabilities(paths, options.batch_size,
-                                                       tta=options.tta):
+    scores: list[float | None] = []
+    for index, probs, score, error in predictor.with_scores(paths, options.batch_size,
+                                                            tta=options.tta):
+        scores.append(score)
         if probs is None:
             results.append({"file": str(paths[index]), "error": error})
             continue
@@ -57,7 +62,9 @@ def predict_files(predictor: Predictor, paths: list[Path],
             "top_k": [{"label": predictor.labels[i], "probability": float(probs[i])}
                       for i in order],
         })
-    return results
+    if predictor.scorer is None:
+        return results
+    return mark(results, scores, predictor.scorer.threshold, options.reject)
 
 
 def predict(run: str | Path, images: list[str | Path], *,
@@ -73,11 +80,14 @@ def predict(run: str | Path, images: list[str | Path], *,
     ``precision`` (float32 by default, so results equal the exported model's;
     the others are for bulk jobs, said once on ``console``). ``explain`` writes
     a Grad-CAM overlay PNG per classified image into that folder (from the
-    float32 model) and adds its path to the result as ``heatmap``.
+    float32 model) and adds its path to the result as ``heatmap``. ``reject``: images beyond
+    the run's reject threshold are labelled ``unknown`` (a run without a scorer is refused).
     """
     from resnet_ft.inference.gradcam import cam_model, explain_results
 
     options = inference_options(**values)
+    if options.reject:
+        Run.finished(run).require_scorer()  # refused before any work
     predictor = load_predictor(options.model or run, options.labels,
                                precision=options.precision, console=console)
     cam = cam_model(predictor) if explain is not None else None  # refused before any work

@@ -17,6 +17,7 @@ The layout::
     model.keras    the best epoch's classifier (pixels -> probabilities)
     metrics.json   the validation report
     history.csv    one row per epoch (HISTORY_FIELDS)
+    scorer.npz     the reject score and its threshold (runs/scorer.py; runs before it have none)
     state/         the resumable training state (training.state)
 """
 
@@ -34,6 +35,7 @@ from resnet_ft.data.folders import Sample
 from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.errors import InputError
 from resnet_ft.models.files import load_model, read_metadata
+from resnet_ft.runs.scorer import Scorer
 from resnet_ft.util.atomic import write_text
 from resnet_ft.util.tables import csv_text
 
@@ -49,6 +51,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 SKIPPED_FILE = "skipped.csv"
+SCORER_FILE = "scorer.npz"
 STATE_DIR = "state"
 #: The columns of history.csv; ``lr`` is the learning rate at the epoch's last step.
 HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accuracy", "seconds",
@@ -57,7 +60,7 @@ HISTORY_FIELDS = ("epoch", "phase", "loss", "accuracy", "val_loss", "val_accurac
 #: exactly these.
 RUN_FILES = (CONFIG_FILE, LABELS_FILE, SPLIT_FILE, STATE_DIR, MODEL_FILE, HISTORY_FILE,
              METRICS_FILE, "curves.png", "confusion.png", "top_losses.png", "logs",
-             SKIPPED_FILE, "baseline", "report", "eval")
+             SKIPPED_FILE, "baseline", "report", "eval", SCORER_FILE)
 
 
 def model_file(path: str | Path) -> Path:
@@ -193,6 +196,19 @@ class Run:
                         for row in csv.DictReader(handle)]
         except (OSError, ValueError, TypeError, csv.Error):
             return []
+
+    def scorer(self) -> Scorer | None:
+        """The reject scorer (``None`` for a run trained before there was one)."""
+        path = self.file(SCORER_FILE)
+        return Scorer.load(path) if path.is_file() else None
+
+    def require_scorer(self) -> Scorer:
+        """The reject scorer, or a one-line error saying how to get one."""
+        scorer = self.scorer()
+        if scorer is None:
+            raise InputError(f"{self.path} has no reject score ({SCORER_FILE}): it was trained "
+                             "before resnet-ft had one; train it again to get one")
+        return scorer
 
     def metadata(self) -> dict[str, Any]:
         """The description stored in ``model.keras`` (labels, preprocessing, backbone)."""

@@ -59,6 +59,7 @@ from resnet_ft.training.inputs import (
 from resnet_ft.training.loop import Interrupted, Phase, RunContext, run_phases
 from resnet_ft.training.plan import Plan, make_plan
 from resnet_ft.training.prepare import describe, usable_features
+from resnet_ft.training.reject import write_scorer
 from resnet_ft.training.sources import WithTargets
 from resnet_ft.training.state import prepare_run_dir, run_lock
 from resnet_ft.training.step import (
@@ -182,6 +183,7 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
     if distillation is not None:
         _, _, probs = evaluate(final.model, final.source, ctx.y_val)
         metrics["distillation"] = distillation.report(ctx, probs)
+    write_scorer(ctx, reader, pooled)
     if reader.featurizer.int8 is not None:
         metrics["int8"] = reader.featurizer.int8
     if distillation is not None or plan.prune or reader.featurizer.int8 is not None:

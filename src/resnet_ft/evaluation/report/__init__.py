@@ -23,7 +23,7 @@ from resnet_ft.errors import InputError
 from resnet_ft.evaluation.evaluate import write_report
 from resnet_ft.evaluation.report.datamap import evaluated_map, flagged_files, map_section
 from resnet_ft.evaluation.report.doctor import read_findings, resolve
-from resnet_ft.evaluation.report.figures import plot_reliability, plot_training
+from resnet_ft.evaluation.report.figures import plot_coverage, plot_reliability, plot_training
 from resnet_ft.evaluation.report.gather import Evaluated, RunInfo, evaluate_set, read_run
 from resnet_ft.evaluation.report.page import Page, asset, render
 from resnet_ft.evaluation.thumbs import jpeg_bytes, thumb_name, write_thumbnails
@@ -115,7 +115,8 @@ def write_heat_maps(predictor: Predictor, losses: list[TopLoss], folder: Path) -
 
 
 def write_figures(info: RunInfo, evaluated: Evaluated, folder: Path) -> dict[str, str]:
-    """``curves.png`` (when the run has a history) and ``reliability.png``."""
+    """``curves.png`` (when the run has a history), ``reliability.png`` and ``coverage.png``
+    (when the run has a reject score)."""
     figures = {}
     if info.history:
         plot_training(info.history, info.learning_rates, int(info.metrics.get("best_epoch", 0)),
@@ -123,6 +124,10 @@ def write_figures(info: RunInfo, evaluated: Evaluated, folder: Path) -> dict[str
         figures["training"] = "curves.png"
     plot_reliability(evaluated.report["calibration"], folder / "reliability.png")
     figures["reliability"] = "reliability.png"
+    if "risk_coverage" in evaluated.report:
+        plot_coverage(evaluated.report["risk_coverage"], evaluated.report["accuracy"],
+                      folder / "coverage.png")
+        figures["coverage"] = "coverage.png"
     return figures
 
 

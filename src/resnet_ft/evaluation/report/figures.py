@@ -1,4 +1,5 @@
-"""The report's two figures: training curves with the phases marked, and the reliability diagram."""
+"""The report's figures: training curves with the phases marked, the reliability diagram, and
+accuracy against coverage when the run has a reject score."""
 
 from __future__ import annotations
 
@@ -67,6 +68,29 @@ def plot_reliability(calibration: dict[str, Any], path: Path) -> None:
     bottom.set_ylabel("images")
     bottom.set_xlabel("confidence (top probability)")
     bottom.set_xlim(0, 1)
+    _save(figure, plt, path)
+
+
+def plot_coverage(coverage: dict[str, Any], overall: float, path: Path) -> None:
+    """Accuracy of the images kept against coverage (most familiar first), the run's threshold
+    marked, beside the flat line of keeping everything."""
+    plt = _pyplot()
+    curve = coverage["curve"]
+    figure, axis = plt.subplots(figsize=(4.6, 3.4))
+    axis.plot([(i + 1) / len(curve) for i in range(len(curve))], curve, color="#4c78a8",
+              label=f"kept by reject score (area {coverage['area']:.3f})")
+    axis.axhline(overall, color="#888", linestyle="--", label=f"all images ({overall:.3f})")
+    at = coverage["at_threshold"]
+    if at["accuracy"] is not None:
+        axis.plot([at["coverage"]], [at["accuracy"]], "o", color="#d62728",
+                  label=f"run's threshold ({at['rejected']} rejected)")
+    axis.set_xlim(0, 1.02)
+    axis.set_ylim(0, 1.02)
+    axis.set_xlabel("coverage (share of images answered)")
+    axis.set_ylabel("accuracy of the answered")
+    axis.set_title("accuracy against coverage")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower left")
     _save(figure, plt, path)
 
 

@@ -20,6 +20,7 @@ from resnet_ft.evaluation.report.doctor import Findings
 from resnet_ft.evaluation.report.gather import Evaluated, RunInfo
 from resnet_ft.evaluation.report.sections import (
     config_section,
+    coverage_section,
     doctor_section,
     per_class_section,
     skipped_section,
@@ -36,7 +37,7 @@ class Page:
     thumbs: dict[Path, str]  # image -> "thumbs/<name>.jpg"
     losses: list[TopLoss]
     heat: dict[int, str]  # evaluated-image index -> "heat/<name>.jpg"
-    figures: dict[str, str]  # "training", "reliability" -> PNG file name
+    figures: dict[str, str]  # "training", "reliability", "coverage" -> PNG file name
     findings: list[Findings] = field(default_factory=list)
     finding_files: dict[str, Path] = field(default_factory=dict)  # CSV value -> file
     data_map: str = ""  # the map section's HTML (datamap.map_section)
@@ -55,6 +56,7 @@ def render(page: Page) -> str:
         confusion_section(report), page.data_map, top_losses_section(page),
         per_class_section(report),
         training_section(page), calibration_section(page),
+        coverage_section(report, page.figures),
         doctor_section(page.findings, page.finding_files, page.thumbs) if page.findings else "",
         config_section(page.run), skipped_section(page.evaluated.scores.skipped),
     ]

@@ -89,6 +89,22 @@ def config_section(run: RunInfo) -> str:
 <div><h3>Software</h3><table class="kv">{versions}</table></div></div></section>"""
 
 
+def coverage_section(report: dict[str, Any], figures: dict[str, str]) -> str:
+    """Accuracy against coverage: what answering "unknown" for unfamiliar images buys."""
+    if "coverage" not in figures:
+        return ""
+    rows = "".join(f'<tr><td class="num">{100 * row["coverage"]:.0f} %</td>'
+                   f'<td class="num">{row["accuracy"]:.3f}</td></tr>'
+                   for row in report["risk_coverage"]["table"])
+    return f"""<section id="coverage"><h2>Accuracy against coverage</h2>
+<div class="side"><img class="figure" src="{figures['coverage']}" alt="accuracy against
+coverage"><div><p class="explain">Images ordered by the run's reject score, most familiar
+first: answering only the first share of them (coverage) gives this accuracy. A curve above
+the dashed line means the score puts mistakes last; <code>predict --reject</code> answers
+"unknown" beyond the dot.</p><table class="kv"><thead><tr><th>coverage</th><th>accuracy</th>
+</tr></thead><tbody>{rows}</tbody></table></div></div></section>"""
+
+
 def skipped_section(skipped: dict[str, str]) -> str:
     """Files of the evaluated set that could not be decoded, and why."""
     if not skipped:

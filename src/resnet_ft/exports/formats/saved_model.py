@@ -92,19 +92,27 @@ def pixels_function(predictor: Predictor) -> Any:
 
 
 def _serving_functions(predictor: Predictor) -> dict[str, Any]:
-    """The SavedModel's signatures: encoded bytes and pixels -> probabilities and top-k."""
+    """The SavedModel's signatures: encoded bytes and pixels -> probabilities and top-k, and
+    the reject score (``ood_score``) when the run has a scorer."""
     import tensorflow as tf
 
     spec = predictor.preprocessing
     labels = tf.constant(predictor.labels)
     k = min(TOP_K, len(predictor.labels))
+    scored = predictor.scorer is not None and predictor.features is not None
 
     def outputs(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = predictor.model(pixels, training=False)
+        if scored:
+            probabilities, pooled = predictor.features(pixels)
+        else:
+            probabilities = predictor.model(pixels, training=False)
         # ties: lower index first, as predict's stable argsort
         scores, indices = tf.math.top_k(probabilities, k)
-        return {"probabilities": probabilities, "top_k_labels": tf.gather(labels, indices),
-                "top_k_scores": scores}
+        out = {"probabilities": probabilities, "top_k_labels": tf.gather(labels, indices),
+               "top_k_scores": scores}
+        if scored:
+            out["ood_score"] = reject_score(predictor.scorer, pooled)
+        return out
 
     def decode(data: tf.Tensor) -> tf.Tensor:
         image = tf.cond(
@@ -126,6 +134,16 @@ def _serving_functions(predictor: Predictor) -> dict[str, Any]:
         return outputs(pixels)
 
     return {"serving_default": serve_images, "serving_pixels": serve_pixels}
+
+
+def reject_score(scorer: Any, pooled: tf.Tensor) -> tf.Tensor:
+    """The run's reject score in TensorFlow, as :meth:`~resnet_ft.runs.scorer.Scorer.scores`
+    computes it (float64: the distances are differences of large squared norms)."""
+    import tensorflow as tf
+
+    z = tf.linalg.matmul(tf.cast(pooled, tf.float64), tf.constant(scorer.whiten.T))
+    gaps = z[:, None, :] - tf.constant(scorer.centres)[None]
+    return tf.sqrt(tf.reduce_min(tf.reduce_sum(gaps * gaps, axis=-1), axis=1))
 
 
 def save_module(functions: dict[str, Any], directory: Path) -> None:

@@ -1,0 +1,154 @@
+"""The reject score: how far an image's pooled features lie from every class the run knows.
+
+Class-conditional Mahalanobis distance with one covariance shared by the
+classes: ``score(x) = min_c ||W (x - mean_c)||``, where ``W`` whitens the
+pooled within-class covariance. It was chosen over the distance to the k
+nearest training features by measurement (``benchmarks/bench_reject.py``;
+the table is in the README's reject section), and because it is a
+fixed-size summary — class means and one D x D matrix, whatever the number
+of training images — that a SavedModel can compute as two matrix products.
+
+Few images in a 2048-dimensional space give a singular covariance, so it is
+shrunk towards a multiple of the identity by the Ledoit-Wolf rule (the
+shrinkage that minimises the expected squared error; no knob to set). The
+fit streams the features in chunks: memory is O(D^2 + C D), never N x N.
+
+The threshold is calibrated on the validation images: with ``rate`` r and
+n validation images, ``k = floor(r n)`` of them score above it (exactly, when
+their scores are distinct). It lies midway between the k-th and (k+1)-th
+largest scores (at the largest when k is 0), not on a score: the features
+training cached come from the featurizer (batch norm folded), predict's from
+the saved classifier, and the two differ in the last bits — a threshold on a
+validation image's own score would flip that image either way. An image is
+rejected when its score is strictly greater.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_ft.errors import InputError
+from resnet_ft.util.atomic import atomic_path
+
+#: Feature rows per step of the fit and of scoring: bounds the temporary memory.
+CHUNK = 4096
+#: The arrays of the scorer file, and its format version.
+FIELDS = ("centres", "whiten", "threshold", "rate", "version")
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A fitted reject score and its threshold.
+
+    ``whiten`` (D, D) maps features to a space where the shared covariance is
+    the identity; ``centres`` (C, D) are the class means in that space.
+    """
+
+    centres: np.ndarray
+    whiten: np.ndarray
+    threshold: float
+    rate: float
+
+    def scores(self, features: Any) -> np.ndarray:
+        """(N,) float64: the Mahalanobis distance of each feature row to its nearest class."""
+        out = np.empty(len(features), np.float64)
+        norms = (self.centres ** 2).sum(1)
+        for start in range(0, len(features), CHUNK):
+            z = np.asarray(features[start:start + CHUNK], np.float64) @ self.whiten.T
+            squared = (z ** 2).sum(1)[:, None] - 2 * z @ self.centres.T + norms[None, :]
+            out[start:start + CHUNK] = np.sqrt(np.maximum(squared.min(1), 0.0))
+        return out
+
+    def rejects(self, scores: np.ndarray) -> np.ndarray:
+        """(N,) bool: the scores beyond the threshold."""
+        return np.asarray(scores) > self.threshold
+
+    def save(self, path: str | Path) -> None:
+        """Write the scorer as one ``.npz`` file, atomically."""
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(tmp, centres=self.centres, whiten=self.whiten, threshold=self.threshold,
+                     rate=self.rate, version=VERSION)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scorer:
+        """The scorer in ``path``; a one-line error when it is damaged or of another version."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                stored = {name: data[name] for name in FIELDS}
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"cannot read the reject scorer {path}: {exc}") from exc
+        if int(stored["version"]) != VERSION:
+            raise InputError(f"{path} is a reject scorer of version {int(stored['version'])}; "
+                             f"this resnet-ft reads version {VERSION}")
+        return cls(stored["centres"], stored["whiten"], float(stored["threshold"]),
+                   float(stored["rate"]))
+
+
+def fit_scorer(train: Any, labels: np.ndarray, val: Any, rate: float) -> Scorer:
+    """The scorer of training features ``train`` (N, D) with class indices ``labels``
+    (rows labelled -1 are left out), its threshold set on validation features ``val``."""
+    labels = np.asarray(labels)
+    means = _class_means(train, labels)
+    whiten = _whitening(_shrunk_covariance(train, labels, means))
+    scorer = Scorer(means @ whiten.T, whiten, math.inf, rate)
+    return Scorer(scorer.centres, whiten, calibrate(scorer.scores(val), rate), rate)
+
+
+def calibrate(scores: np.ndarray, rate: float) -> float:
+    """The threshold above which ``floor(rate * n)`` of these ``n`` scores lie (module doc)."""
+    ordered = np.sort(np.asarray(scores, np.float64))[::-1]
+    k = math.floor(rate * len(ordered))
+    return float(ordered[0] if k == 0 else (ordered[k - 1] + ordered[k]) / 2)
+
+
+def _chunks(features: Any, labels: np.ndarray) -> Any:
+    """``(rows float64, labels)`` of the labelled rows, ``CHUNK`` at a time."""
+    for start in range(0, len(labels), CHUNK):
+        keep = labels[start:start + CHUNK] >= 0
+        rows = np.asarray(features[start:start + CHUNK], np.float64)
+        yield rows[keep], labels[start:start + CHUNK][keep]
+
+
+def _class_means(features: Any, labels: np.ndarray) -> np.ndarray:
+    classes = int(labels.max()) + 1
+    sums = np.zeros((classes, np.shape(features[:1])[-1]), np.float64)
+    for rows, y in _chunks(features, labels):
+        np.add.at(sums, y, rows)
+    counts = np.bincount(labels[labels >= 0], minlength=classes)
+    if (counts == 0).any():
+        raise InputError("the reject scorer needs a training image of every class")
+    return sums / counts[:, None]
+
+
+def _shrunk_covariance(features: Any, labels: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """The pooled within-class covariance, shrunk by Ledoit and Wolf's rule (as scikit-learn's
+    ``ledoit_wolf`` computes it), accumulated chunk by chunk."""
+    dim = means.shape[1]
+    scatter, fourth, count = np.zeros((dim, dim)), 0.0, 0
+    for rows, y in _chunks(features, labels):
+        centred = rows - means[y]
+        scatter += centred.T @ centred
+        fourth += float(((centred ** 2).sum(1) ** 2).sum())
+        count += len(rows)
+    empirical = scatter / count
+    mu = np.trace(empirical) / dim
+    delta_ = float((empirical ** 2).sum())
+    beta = (fourth / count - delta_) / (dim * count)
+    delta = (delta_ - 2 * mu * np.trace(empirical) + dim * mu ** 2) / dim
+    shrinkage = 0.0 if beta == 0 else min(beta, delta) / delta
+    shrunk = (1 - shrinkage) * empirical
+    shrunk.flat[:: dim + 1] += shrinkage * mu
+    return shrunk
+
+
+def _whitening(covariance: np.ndarray) -> np.ndarray:
+    """``W`` with ``W C W^T = I``: the inverse square root by eigen-decomposition."""
+    values, vectors = np.linalg.eigh(covariance)
+    floor = max(float(values.max()), 1e-12) * 1e-12  # a zero-variance direction stays finite
+    return (vectors / np.sqrt(np.maximum(values, floor))).T
