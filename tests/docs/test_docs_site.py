@@ -21,8 +21,9 @@ from support.browser import chromium, console_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-#: Longest README we accept: two screens, the rest lives in the site.
-README_LINES = 150
+#: Longest README we accept: two screens plus the measured tables of the data findings, the
+#: map and the reject option (issue #27 asks the README for them); the rest lives in the site.
+README_LINES = 170
 #: An option as --help prints it: ``--calibration-images``, ``--no-cache``.
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 #: A script or stylesheet loaded from elsewhere: the site must work without a network.

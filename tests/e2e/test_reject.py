@@ -197,3 +197,8 @@ def test_report_plots_accuracy_against_coverage(case, cli, tmp_path):
     cells = re.findall(r'<td class="num">([^<]+)</td>', section)
     assert cells == [c for row in table for c in (f"{100 * row['coverage']:.0f} %",
                                                   f"{row['accuracy']:.3f}")]
+    # the map marks exactly the images the threshold refuses
+    rejected = json.loads((out / "metrics.json").read_text())["risk_coverage"]["at_threshold"]
+    plot = page[page.index('id="map-plot"'):]
+    marked = re.findall(r'<circle class="[^"]*\brejected\b', plot[:plot.index("</svg>")])
+    assert len(marked) == rejected["rejected"] > 0

@@ -141,7 +141,8 @@ def reject_score(scorer: Any, pooled: tf.Tensor) -> tf.Tensor:
     computes it (float64: the distances are differences of large squared norms)."""
     import tensorflow as tf
 
-    z = tf.linalg.matmul(tf.cast(pooled, tf.float64), tf.constant(scorer.whiten.T))
+    whiten = tf.cast(tf.constant(scorer.whiten.T), tf.float64)  # stored float32
+    z = tf.linalg.matmul(tf.cast(pooled, tf.float64), whiten)
     gaps = z[:, None, :] - tf.constant(scorer.centres)[None]
     return tf.sqrt(tf.reduce_min(tf.reduce_sum(gaps * gaps, axis=-1), axis=1))
 
