@@ -64,7 +64,7 @@ def predict_files(predictor: Predictor, paths: list[Path],
         })
     if predictor.scorer is None:
         return results
-    return mark(results, scores, predictor.scorer.threshold, options.reject)
+    return mark(results, scores, predictor.scorer, options.reject)
 
 
 def predict(run: str | Path, images: list[str | Path], *,

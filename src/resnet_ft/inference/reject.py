@@ -52,16 +52,16 @@ def pooled_features(network: Any, paths: list[Path], preprocessing: Preprocessin
     return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
 
-def mark(results: list[dict[str, Any]], scores: list[float | None], threshold: float,
+def mark(results: list[dict[str, Any]], scores: list[float | None], scorer: Any,
          reject: bool) -> list[dict[str, Any]]:
     """Add each classified file's ``ood_score``; with ``reject``, ``rejected`` and the
-    ``unknown`` label for scores beyond ``threshold`` (top-k keeps the classes)."""
+    ``unknown`` label for the scores ``scorer`` rejects (top-k keeps the classes)."""
     for row, score in zip(results, scores, strict=True):
         if score is None:
             continue
         row["ood_score"] = score
         if reject:
-            row["rejected"] = score > threshold
+            row["rejected"] = bool(scorer.rejects(score))  # the threshold's one comparison
             if row["rejected"]:
                 row["label"] = UNKNOWN
     return results
