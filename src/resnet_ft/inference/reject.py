@@ -9,12 +9,8 @@ itself is the run's :class:`~resnet_ft.runs.scorer.Scorer`.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from resnet_ft.data.preprocessing import Preprocessing, image_dataset
 from resnet_ft.errors import InputError
 
 #: The label of an image beyond the reject threshold.
@@ -33,23 +29,6 @@ def with_features(network: Any) -> Any:
         raise InputError(f"{network.name} has no {POOL_LAYER} layer: not a resnet-ft "
                          "classifier") from exc
     return keras.Model(network.input, [network.outputs[0], pooled])
-
-
-def pooled_features(network: Any, paths: list[Path], preprocessing: Preprocessing,
-                    batch_size: int) -> np.ndarray:
-    """(N, D) pooled features of decodable ``paths`` through a classifier, in order.
-
-    For runs whose features training did not cache as the final model computes
-    them (fine-tuned stages, ``--no-cache``); undecodable files are skipped, as
-    training skipped them.
-    """
-    both = with_features(network)
-    rows = []
-    for pixels, errors in image_dataset([str(p) for p in paths], preprocessing).batch(batch_size):
-        ok = np.array([not e for e in errors.numpy()])
-        if ok.any():
-            rows.append(np.asarray(both(pixels.numpy()[ok], training=False)[1], np.float32))
-    return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
 
 def mark(results: list[dict[str, Any]], scores: list[float | None], scorer: Any,

@@ -39,12 +39,13 @@ def write_scorer(ctx: RunContext, reader: Reader, pooled: Any) -> None:
     if isinstance(pooled, ArraySource) and ctx.config.trainable == "head":
         train, val = PlainView(pooled.train), PlainView(pooled.val)
     else:
-        from resnet_ft.inference.reject import pooled_features
+        from resnet_ft.inference.features import classifier_featurizer, plain_pooled
 
         network, _ = ctx.run.load_classifier()
-        batch = ctx.config.batch_size
-        train = pooled_features(network, reader.train, ctx.preprocessing, batch)
-        val = pooled_features(network, reader.val, ctx.preprocessing, batch)
+        featurizer = classifier_featurizer(network, ctx.run.metadata().get("backbone", {}),
+                                           ctx.preprocessing, ctx.console)
+        train = plain_pooled(featurizer, reader.train, "reject score: training features")
+        val = plain_pooled(featurizer, reader.val, "reject score: validation features")
     scorer = fit_scorer(train, ctx.y_train, val, ctx.config.reject_rate)
     scorer.save(ctx.run.file(SCORER_FILE))
     ctx.console.print(f"reject score: threshold {scorer.threshold:.4g} rejects "

@@ -24,6 +24,7 @@ from resnet_ft.data.folders import Sample, scan
 from resnet_ft.errors import InputError
 from resnet_ft.evaluation.evaluate import Scores, cached_head, score, scores_report
 from resnet_ft.features.featurizer import Featurizer
+from resnet_ft.inference.features import classifier_featurizer
 from resnet_ft.inference.predictor import Predictor
 from resnet_ft.runs.run import MODEL_FILE, SPLIT_FILE, Run, model_file
 from resnet_ft.util.zipfiles import ZIP_DAMAGE
@@ -82,12 +83,8 @@ def evaluate_set(run: Path, predictor: Predictor, data_dir: Path | None, top_k: 
 
 def run_featurizer(run: Path, predictor: Predictor, console: Console) -> Featurizer:
     """Pooled features by the run's own backbone (fine-tuned: what its head sees), not stored."""
-    from resnet_ft.features.featurizer import Backbone
-    from resnet_ft.models.head import split_classifier
-
-    backbone, _ = split_classifier(predictor.model)
-    return Featurizer(Backbone(None, Run(run).metadata().get("backbone", {}), backbone),
-                      predictor.preprocessing, "float32", store_root=None, console=console)
+    return classifier_featurizer(predictor.model, Run(run).metadata().get("backbone", {}),
+                                 predictor.preprocessing, console)
 
 
 def validation_samples(run: Path, labels: list[str]) -> list[Sample]:

@@ -1,0 +1,34 @@
+"""Pooled features of files as a trained classifier computes them.
+
+A fine-tuned run's backbone is not the file it started from, so its features
+cannot come from the store: the classifier's own backbone, split from its
+head, is the backbone of a :class:`~resnet_ft.features.featurizer.Featurizer`
+that stores nothing. The reject scorer's fit (fine-tuned and uncached runs)
+and the report's map both read features this way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.features.featurizer import Backbone, Featurizer
+
+
+def classifier_featurizer(network: Any, metadata: dict[str, Any], preprocessing: Preprocessing,
+                          console: Console) -> Featurizer:
+    """A float32 featurizer over ``network``'s backbone (``metadata``: its description)."""
+    from resnet_ft.models.head import split_classifier
+
+    backbone, _ = split_classifier(network)
+    return Featurizer(Backbone(None, metadata, backbone), preprocessing, "float32",
+                      store_root=None, console=console)
+
+
+def plain_pooled(featurizer: Featurizer, paths: list[Path], description: str) -> np.ndarray:
+    """``(N, C)`` pooled features of ``paths`` (files known to decode), one plain view each."""
+    return np.asarray(featurizer.pooled(paths, 1, description).values)[:, 0]
