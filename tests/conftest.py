@@ -107,11 +107,15 @@ def flowers(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trained(flowers, backbone101, tmp_path_factory):
-    """One small run (flip augmentation on) shared by read-only tests: (run dir, cache dir)."""
+def trained(flowers, backbone50, tmp_path_factory):
+    """One small run (flip augmentation on) shared by read-only tests: (run dir, cache dir).
+
+    On the ResNet-50 stand-in: its readers load the run's classifier again and again, and
+    nothing they check depends on the depth (the ResNet-101 paths have their own tests).
+    """
     run = tmp_path_factory.mktemp("runs") / "flowers"
     cache = tmp_path_factory.mktemp("cache")
-    args = ["train", flowers, "--backbone", backbone101, "-o", run, "--epochs", 3,
+    args = ["train", flowers, "--backbone", backbone50, "-o", run, "--epochs", 3,
             "--val-split", 0.25, "--cache-dir", cache, *SMALL]
     assert main([str(a) for a in args]) == 0
     return run, cache

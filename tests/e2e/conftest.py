@@ -7,6 +7,6 @@ from support.report_case import ReportCase, report_case
 
 
 @pytest.fixture(scope="module")
-def case(flowers, backbone101, tmp_path_factory) -> ReportCase:
+def case(flowers, backbone50, tmp_path_factory) -> ReportCase:
     """The session's report case (support/report_case.py: a run, its report, the references)."""
-    return report_case(flowers, backbone101, tmp_path_factory.getbasetemp() / "report-case")
+    return report_case(flowers, backbone50, tmp_path_factory.getbasetemp() / "report-case")

@@ -158,9 +158,9 @@ def test_doctor_fills_the_cache_train_reads(doctored, backbone101, tmp_path):
     assert result.extracted == 0
 
 
-def test_doctor_reads_the_cache_train_filled(cli, trained, flowers, backbone101, tmp_path):
+def test_doctor_reads_the_cache_train_filled(cli, trained, flowers, backbone50, tmp_path):
     _, cache = trained
-    result = cli("doctor", flowers, "--backbone", backbone101, "--cache-dir", cache, "--json",
+    result = cli("doctor", flowers, "--backbone", backbone50, "--cache-dir", cache, "--json",
                  "-o", tmp_path / "report", *SMALL_DOCTOR)
     assert result.code == 0, result.err
     assert json.loads(result.out)["extracted"] == 0
@@ -172,11 +172,11 @@ def test_report_inside_the_data_is_refused(cli, flowers, backbone101):
     assert not (flowers / "report").exists()
 
 
-def test_default_report_folder_is_named_after_the_data(cli, trained, flowers, backbone101,
+def test_default_report_folder_is_named_after_the_data(cli, trained, flowers, backbone50,
                                                        tmp_path, monkeypatch):
     _, cache = trained
     monkeypatch.chdir(tmp_path)
-    result = cli("doctor", flowers, "--backbone", backbone101, "--cache-dir", cache,
+    result = cli("doctor", flowers, "--backbone", backbone50, "--cache-dir", cache,
                  *SMALL_DOCTOR)
     assert result.code == 0, result.err
     assert (tmp_path / f"{flowers.name}.doctor" / "doctor.json").is_file()

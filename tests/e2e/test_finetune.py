@@ -43,11 +43,11 @@ def test_summary_split_per_mode(backbone101, mode, first):
         assert summary.non_trainable == TOTAL - expected
 
 
-def test_bn_statistics_frozen_unless_train_bn(backbone101):
+def test_bn_statistics_frozen_unless_train_bn(backbone50):
     # a seeded head: an unseeded 8-unit ReLU layer can start dead on all 4 inputs (it did once,
     # after other tests moved Keras' global RNG), and then no gradient reaches the backbone
     keras.utils.set_random_seed(0)
-    backbone = load_backbone(backbone101)
+    backbone = load_backbone(backbone50)
     bn = backbone.get_layer("block4.unit_1.bottleneck_v1.conv1.BatchNorm")
     conv = backbone.get_layer("block4.unit_1.bottleneck_v1.conv1")
     x = np.random.default_rng(0).normal(size=(4, 3, 3, 1024)).astype("float32")
@@ -80,11 +80,11 @@ def _history(run):
     return list(csv.DictReader((run / "history.csv").open()))
 
 
-def test_two_phase_block4_run(flowers, backbone101, tmp_path, cli):
+def test_two_phase_block4_run(flowers, backbone50, tmp_path, cli):
     # phase 1 at a negligible rate, phase 2 at a small real one (the stand-in's features are
     # large: 1e-3 makes block4 diverge): the best epoch is in phase 2, so the saved backbone
     # is the one phase 2 trained (a best epoch in phase 1 restores the original)
-    args = ("train", flowers, "--backbone", backbone101, "--trainable", "block4",
+    args = ("train", flowers, "--backbone", backbone50, "--trainable", "block4",
             "--head-epochs", 1, "--epochs", 2, "--val-split", 0.25, "--lr", 1e-7,
             "--fine-tune-lr", 1e-5, "--cache-dir", tmp_path / "cache", *SMALL)
     result = cli(*args, "-o", tmp_path / "run")
@@ -100,9 +100,9 @@ def test_two_phase_block4_run(flowers, backbone101, tmp_path, cli):
     summary = summarize(model)
     assert summary.trainable == HEAD + STAGE["block4"]
     bn_name = "block4.unit_1.bottleneck_v1.conv1.BatchNorm"
-    original = load_backbone(backbone101)
+    original = load_backbone(backbone50)
     saved = model.get_layer(index=1)
-    for name in ("block3.unit_23.bottleneck_v1.conv3", bn_name):  # frozen stage; frozen BN
+    for name in ("block3.unit_6.bottleneck_v1.conv3", bn_name):  # frozen stage; frozen BN
         for ours, ref in zip(saved.get_layer(name).weights, original.get_layer(name).weights,
                              strict=True):
             np.testing.assert_array_equal(np.array(ours), np.array(ref))
@@ -115,8 +115,8 @@ def test_two_phase_block4_run(flowers, backbone101, tmp_path, cli):
     assert again.code == 0 and "caching frozen stages" not in again.out
 
 
-def test_boundary_cache_and_online_phase2_agree(flowers, backbone101, tmp_path, cli):
-    common = (flowers, "--backbone", backbone101, "--trainable", "block4", "--head-epochs", 1,
+def test_boundary_cache_and_online_phase2_agree(flowers, backbone50, tmp_path, cli):
+    common = (flowers, "--backbone", backbone50, "--trainable", "block4", "--head-epochs", 1,
               "--epochs", 1, "--no-augment", "--seed", 5, "--val-split", 0.25, *SMALL)
     cached = cli("train", *common, "-o", tmp_path / "c", "--cache-dir", tmp_path / "cache")
     online = cli("train", *common, "-o", tmp_path / "o", "--no-cache")
@@ -129,8 +129,8 @@ def test_boundary_cache_and_online_phase2_agree(flowers, backbone101, tmp_path, 
     assert abs(float(a[1]["loss"]) - float(b[1]["loss"])) <= 1e-3 * float(b[1]["loss"])
 
 
-def test_options_and_online_augmentation(flowers, backbone101, tmp_path, cli):
-    result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run",
+def test_options_and_online_augmentation(flowers, backbone50, tmp_path, cli):
+    result = cli("train", flowers, "--backbone", backbone50, "-o", tmp_path / "run",
                  "--epochs", 1, "--augment", "flip,crop,rotate,zoom,color", "--optimizer",
                  "sgd", "--label-smoothing", 0.1, "--class-weight", "balanced",
                  "--weight-decay", 1e-4, "--cache-dir", tmp_path / "cache", *SMALL)
@@ -141,8 +141,8 @@ def test_options_and_online_augmentation(flowers, backbone101, tmp_path, cli):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["n"] > 0
 
 
-def test_mixed_precision_trains_and_saves_float32_backbone(flowers, backbone101, tmp_path, cli):
-    result = cli("train", flowers, "--backbone", backbone101, "-o", tmp_path / "run",
+def test_mixed_precision_trains_and_saves_float32_backbone(flowers, backbone50, tmp_path, cli):
+    result = cli("train", flowers, "--backbone", backbone50, "-o", tmp_path / "run",
                  "--precision", "mixed_bfloat16", "--trainable", "block4", "--head-epochs", 1,
                  "--epochs", 1, "--val-split", 0.25, "--cache-dir", tmp_path / "cache", *SMALL)
     assert result.code == 0, result.err

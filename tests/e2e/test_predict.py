@@ -24,7 +24,7 @@ def _val_files(run):
     return [r for r in rows if r["subset"] == "val"]
 
 
-def test_predict_equals_training_evaluation_pipeline(trained, cli, backbone101):
+def test_predict_equals_training_evaluation_pipeline(trained, cli, backbone50):
     run, cache_dir = trained
     row = _val_files(run)[0]
     result = cli("predict", run, row["file"], "--json", "--top-k", 5)
@@ -35,7 +35,7 @@ def test_predict_equals_training_evaluation_pipeline(trained, cli, backbone101):
     model, labels = load_classifier(run)
     backbone = model.get_layer(index=1)
     spec = Preprocessing(48, "crop")
-    cache = FeatureCache(cache_dir, sha256_file(backbone101), spec)
+    cache = FeatureCache(cache_dir, sha256_file(backbone50), spec)
     table = extract([Path(row["file"])], backbone, spec, views=2, cache=cache, console=console())
     assert table.extracted == 0  # served from the cache written by training
     head = model.get_layer("head")

@@ -61,7 +61,7 @@ def test_default_is_float32_and_exactly_the_saved_model(trained, images, cli):
 
 
 @pytest.fixture(scope="module")
-def mixed(backbone101, module_tmp):
+def mixed(backbone50, module_tmp):
     """A confident head-only run trained in bfloat16 on separable generated images (white,
     yellow and crimson blobs), its data, and its 12 validation images as a class-per-folder set
     of links (the same files for the cache: identities resolve links)."""
@@ -72,7 +72,7 @@ def mixed(backbone101, module_tmp):
                                 per_class=16, min_size=40, max_size=64)
     run = root / "run"
     assert main([str(a) for a in (
-        "train", data, "--backbone", backbone101, "-o", run, "--val-split", 0.25, "--cache-dir",
+        "train", data, "--backbone", backbone50, "-o", run, "--val-split", 0.25, "--cache-dir",
         root / "cache", "--image-size", 48, "--batch-size", 8, "--lr", 1e-3, "--dropout", 0.2,
         "--head-units", 256, "--epochs", 15, "--precision", "mixed_bfloat16")]) == 0
     val = root / "val"

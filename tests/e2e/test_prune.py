@@ -17,9 +17,9 @@ from resnet_ft.runs.run import load_classifier
 from resnet_ft.training.plan import make_plan
 from resnet_ft.training.prune import strongest_units
 
-#: The slim ResNet-101 backbone's parameters (BN statistics included), as
-#: docs/commands/summary.md states.
-BACKBONE = 42_605_504
+#: The slim ResNet-50 stand-in's parameters (BN statistics included): the 101's
+#: 42,605,504 that docs/commands/summary.md states, less block3's units 7 to 23.
+BACKBONE = 23_561_152
 
 
 def _head_with(hidden_kernel, hidden_bias, out_kernel, out_bias):
@@ -76,7 +76,7 @@ def test_a_fraction_that_removes_no_unit_is_refused(cli, tmp_path):
     assert_one_line_error(result, "prune_head 0.1 removes no unit of a 4-unit head")
 
 
-def test_train_prune_half_of_the_head(trained, flowers, backbone101, cli, tmp_path,
+def test_train_prune_half_of_the_head(trained, flowers, backbone50, cli, tmp_path,
                                       monkeypatch):
     _, cache = trained  # the same images and settings: features come from the cache
     run = tmp_path / "pruned"
@@ -85,7 +85,7 @@ def test_train_prune_half_of_the_head(trained, flowers, backbone101, cli, tmp_pa
     finished = []  # the run's report is written once; pruning replaces only what it changes
     monkeypatch.setattr(training_run, "finish",
                         lambda *a, _f=training_run.finish: finished.append(1) or _f(*a))
-    result = cli("train", flowers, "--backbone", backbone101, "-o", run, "--epochs", 2,
+    result = cli("train", flowers, "--backbone", backbone50, "-o", run, "--epochs", 2,
                  "--val-split", 0.25, "--cache-dir", cache, "--head-units", 64,
                  "--prune-head", 0.5, "--prune-rounds", 2, "--prune-epochs", 1, *SMALL)
     assert result.code == 0, result.err
@@ -126,10 +126,10 @@ def _val(run):
 
 
 def test_pruning_after_fine_tuning_stages_uses_the_fine_tuned_features(
-        flowers, backbone101, cli, tmp_path):
+        flowers, backbone50, cli, tmp_path):
     """Best epoch in phase 2: the pruned head is tuned on what the saved backbone computes."""
     run = tmp_path / "ft"
-    result = cli("train", flowers, "--backbone", backbone101, "-o", run, "--trainable",
+    result = cli("train", flowers, "--backbone", backbone50, "-o", run, "--trainable",
                  "block4", "--head-epochs", 0, "--epochs", 1, "--fine-tune-lr", 1e-3,
                  "--val-split", 0.25, "--cache-dir", tmp_path / "cache", "--head-units", 16,
                  "--prune-head", 0.5, "--prune-rounds", 1, "--prune-epochs", 1, *SMALL)

@@ -26,11 +26,11 @@ def classifier(case):
 
 
 @pytest.fixture(scope="module")
-def mixed_run(flowers, backbone101, module_tmp):
+def mixed_run(flowers, backbone50, module_tmp):
     """A head-only run computed in bfloat16: its report must still reproduce its metrics."""
     root = module_tmp("mixed")
     assert main([str(a) for a in (
-        "train", flowers, "--backbone", backbone101, "-o", root / "run", "--epochs", 2,
+        "train", flowers, "--backbone", backbone50, "-o", root / "run", "--epochs", 2,
         "--val-split", 0.25, "--cache-dir", root / "cache", "--image-size", 48, "--batch-size",
         8, "--precision", "mixed_bfloat16")]) == 0
     return root / "run"

@@ -30,7 +30,7 @@ HELD_OUT = 4  # per class
 
 
 @pytest.fixture(scope="module")
-def quadrant_model(backbone101, module_tmp):
+def quadrant_model(backbone50, module_tmp):
     """A head trained on pooled block4 features of the quadrant images; held-out samples."""
     import keras
     from rich.console import Console
@@ -44,7 +44,7 @@ def quadrant_model(backbone101, module_tmp):
     labels, samples, _ = scan(root)
     test = [s for i, s in enumerate(samples) if i % 32 >= 32 - HELD_OUT]
     train = [s for i, s in enumerate(samples) if i % 32 < 32 - HELD_OUT]
-    backbone = load_backbone(backbone101)
+    backbone = load_backbone(backbone50)
     spec = Preprocessing(SIZE, "squash")
     features = extract([s.path for s in train], backbone, spec, views=1, cache=None,
                        console=Console(stderr=True)).values[:, 0]
