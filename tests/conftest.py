@@ -15,6 +15,22 @@ from support.cli import SMALL, CliResult
 from resnet_ft.cli import main
 
 
+@pytest.fixture(scope="session", autouse=True)
+def maps_by_pca() -> Iterator[None]:
+    """Reports lay their map out by PCA, whatever is installed.
+
+    UMAP's numba kernels compile in every process that first uses them (~17 s
+    here, for a 40-point map), and no report test checks the layout method;
+    UMAP itself is tested by name in tests/unit/test_data_map.py, and the
+    choice of method there too.
+    """
+    from resnet_ft.features import projection
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(projection, "default_method", lambda: "pca")
+        yield
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]):
     """Run ``resnet-ft ARGS...`` in this process and capture its output."""

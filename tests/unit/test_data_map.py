@@ -6,6 +6,7 @@ hand-made scores. The browser side is in tests/e2e/test_report_map_browser.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -17,7 +18,7 @@ from resnet_ft.evaluation.evaluate import Scores
 from resnet_ft.evaluation.report.datamap import map_section
 from resnet_ft.evaluation.report.gather import Evaluated
 from resnet_ft.features import projection
-from resnet_ft.features.projection import stored_or_projected, write_map
+from resnet_ft.features.projection import default_method, stored_or_projected, write_map
 
 
 def _clusters(n: int = 45, seed: int = 3) -> np.ndarray:
@@ -78,6 +79,15 @@ def test_a_stored_map_is_read_back_and_not_recomputed(tmp_path, monkeypatch):
         with pytest.raises(AssertionError, match="projected again"):
             stored_or_projected(tmp_path, **{"files": files, "features": features, **kwargs},
                                 method="pca")
+
+
+def test_reports_lay_out_by_umap_where_umap_learn_is_installed(monkeypatch):
+    # default_method as imported at collection: the session's conftest swaps the module's
+    # for PCA (UMAP's numba compile would cost every test process ~17 s)
+    installed = importlib.util.find_spec("umap") is not None
+    assert default_method() == ("umap" if installed else "pca")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert default_method() == "pca"
 
 
 def test_tiny_sets_are_laid_out_by_pca():
