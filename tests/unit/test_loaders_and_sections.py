@@ -82,3 +82,32 @@ def test_inference_options_keep_their_defaults_in_one_place():
     with pytest.raises(InputError, match="exported --model computes as it was exported"):
         inference_options(model="m.tflite", precision="auto")
     assert InferenceOptions.SECTIONS[0].TITLE == "Inference"
+
+
+def test_a_run_model_is_loaded_once_while_its_file_stays_the_same(tmp_path: Path, monkeypatch):
+    import shutil
+
+    from support.tiny_run import write_tiny_run
+
+    import resnet_ft.models.files as files
+    from resnet_ft.data.standin import write_standin_images
+
+    images = write_standin_images(tmp_path / "images", per_class=2, min_size=24, max_size=32)
+    run = write_tiny_run(images, tmp_path / "run", widths=(4,))
+    loads: list[Path] = []
+    monkeypatch.setattr(files, "load_model",
+                        lambda path, _load=files.load_model: loads.append(path) or _load(path))
+    monkeypatch.setattr(loaders, "_RECENT", type(loaders._RECENT)())
+    first = loaders.load_predictor(run)
+    assert loaders.load_predictor(run).model is first.model
+    assert len(loads) == 1
+    model = run / "model.keras"
+    shutil.copy(model, tmp_path / "copy.keras")  # the same bytes in a new file, as a run
+    (tmp_path / "copy.keras").replace(model)     # trained again is written (atomically)
+    assert loaders.load_predictor(run).model is not first.model
+    assert len(loads) == 2
+    for other in ("a", "b"):  # two more runs push the first one out
+        write_tiny_run(images, tmp_path / other, widths=(4,))
+        loaders.load_predictor(tmp_path / other)
+    loaders.load_predictor(run)
+    assert len(loads) == 5

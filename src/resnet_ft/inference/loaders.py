@@ -19,6 +19,7 @@ once on ``console``, as ``train`` says what it picked.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ class Loader:
 
 
 LOADERS: list[Loader] = []
+#: How many models :func:`shared_model` keeps: the last ones loaded (least recent goes first).
+RECENT_MODELS = 2
+_RECENT: OrderedDict[tuple[str, int, int, int], Any] = OrderedDict()
 
 
 def register(loader: Loader) -> None:
@@ -89,6 +93,26 @@ def load_predictor(model: str | Path, labels_file: str | Path | None = None, *,
     return predictor
 
 
+def shared_model(path: Path) -> Any:
+    """The model in ``path``: loaded once while the file stays the same file.
+
+    A process that predicts, evaluates, explains and exports one run (a
+    notebook, ``report``) would otherwise read its 100-200 MB model each time.
+    The key is the file's identity (inode, size, mtime), so a run trained again
+    in place is a new file. Predictors only run their model; they never train it.
+    """
+    from resnet_ft.models.files import load_model
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _RECENT:
+        _RECENT[key] = load_model(path)
+        while len(_RECENT) > RECENT_MODELS:
+            _RECENT.popitem(last=False)
+    _RECENT.move_to_end(key)
+    return _RECENT[key]
+
+
 def _kind(path: Path) -> str:
     """The ``kind`` recorded in a resnet-ft ``.keras`` file (``""`` for anything else)."""
     target = model_file(path)
@@ -105,7 +129,7 @@ def _load_run(path: Path, request: Request) -> Predictor:
     run = Run.finished(path)
     from resnet_ft.inference.reject import with_features
 
-    network, labels = run.load_classifier()
+    network, labels = run.load_classifier(shared_model)
     predictor = Predictor(network, labels, run.preprocessing())
     predictor.scorer = run.scorer()
     if predictor.scorer is not None:

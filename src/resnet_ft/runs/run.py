@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -222,13 +223,15 @@ class Run:
         except ValueError as exc:
             raise InputError(f"{self.model_path} has no valid preprocessing: {stored}") from exc
 
-    def load_classifier(self) -> tuple[keras.Model, list[str]]:
+    def load_classifier(self, load: Callable[[Path], keras.Model] = load_model
+                        ) -> tuple[keras.Model, list[str]]:
         """The trained model (pixels in [0, 255] -> probabilities) and its labels.
 
         The two files must agree: a model with more outputs than names would index
-        past the labels, one with fewer would silently leave classes out.
+        past the labels, one with fewer would silently leave classes out. ``load``
+        reads the model file (inference shares models it loaded lately).
         """
-        model, labels = load_model(self.model_path), self.labels
+        model, labels = load(self.model_path), self.labels
         classes = model.outputs[0].shape[-1]
         if classes != len(labels):
             raise InputError(f"{self.file(LABELS_FILE)} lists {len(labels)} classes but "
