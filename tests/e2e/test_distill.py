@@ -27,18 +27,6 @@ HEAD = 2048 * 256 + 256 + 256 * 3 + 3
 
 
 @pytest.fixture(scope="module")
-def backbone50(module_tmp):
-    """A random-weight slim ResNet-50: the student, of another depth than the teacher."""
-    from resnet_ft.conversion.converter import convert
-    from resnet_ft.conversion.standin import write_standin_checkpoint
-
-    folder = module_tmp("r50")
-    checkpoint = write_standin_checkpoint(folder / "resnet_v1_50.ckpt", 50)
-    convert(checkpoint, folder / "resnet_v1_50.keras")
-    return folder / "resnet_v1_50.keras"
-
-
-@pytest.fixture(scope="module")
 def work(module_tmp):
     """Separable data and a feature cache shared by the module's runs."""
     root = module_tmp("distill")
