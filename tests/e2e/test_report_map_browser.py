@@ -105,21 +105,20 @@ def test_a_re_render_reads_the_stored_map(case, module_tmp, monkeypatch):
 
 def test_a_run_without_a_cache_maps_its_own_backbones_features(case):
     """The fine-tuned path (no store) computes what the store holds for this head-only run."""
-    import dataclasses
 
     import numpy as np
     from rich.console import Console
 
-    from resnet_ft.evaluation.report.datamap import pooled_features
     from resnet_ft.evaluation.report.gather import evaluate_set, run_featurizer
+    from resnet_ft.inference.features import plain_pooled
     from resnet_ft.inference.loaders import load_predictor
 
     quiet = Console(quiet=True)
     predictor = load_predictor(case.run)
     evaluated = evaluate_set(case.run, predictor, case.data, 5, quiet)
     assert evaluated.featurizer.store is not None  # a float32 head-only run: its store's
-    stored = pooled_features(evaluated)
-    online = pooled_features(dataclasses.replace(
-        evaluated, featurizer=run_featurizer(case.run, predictor, quiet)))
+    paths = list(evaluated.scores.paths)
+    stored = plain_pooled(evaluated.featurizer, paths)
+    online = plain_pooled(run_featurizer(case.run, predictor, quiet), paths)
     assert stored.shape == online.shape == (case.metrics["n"], stored.shape[1])
     np.testing.assert_allclose(online, stored, rtol=1e-4, atol=1e-4)

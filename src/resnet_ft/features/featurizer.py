@@ -50,6 +50,9 @@ BOUNDARY_BATCH = 16
 LISTED = 3
 
 
+#: What the progress bar of a pooled-features pass says unless its caller says more.
+EXTRACTING = "extracting features"
+
 class Backbone:
     """A frozen backbone as features are computed from it: identity, metadata, model on demand.
 
@@ -173,7 +176,7 @@ class Featurizer:
             self._use(fallback)
 
     def pooled(self, paths: list[Path], views: int,
-               description: str = "extracting features") -> FeatureTable:
+               description: str = EXTRACTING) -> FeatureTable:
         """Pooled features ``(files, views, C)`` of ``paths``, from the store where possible."""
         self._settle()
         return _finite(paths, extract(

@@ -4,7 +4,8 @@ A fine-tuned run's backbone is not the file it started from, so its features
 cannot come from the store: the classifier's own backbone, split from its
 head, is the backbone of a :class:`~resnet_ft.features.featurizer.Featurizer`
 that stores nothing. The reject scorer's fit (fine-tuned and uncached runs)
-and the report's map both read features this way.
+and the report's map both read features this way; :func:`plain_pooled` is the
+one reading of a featurizer's plain view, whatever its backbone.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from rich.console import Console
 
 from resnet_ft.data.preprocessing import Preprocessing
-from resnet_ft.features.featurizer import Backbone, Featurizer
+from resnet_ft.features.featurizer import EXTRACTING, Backbone, Featurizer
 
 
 def classifier_featurizer(network: Any, metadata: dict[str, Any], preprocessing: Preprocessing,
@@ -29,6 +30,7 @@ def classifier_featurizer(network: Any, metadata: dict[str, Any], preprocessing:
                       store_root=None, console=console)
 
 
-def plain_pooled(featurizer: Featurizer, paths: list[Path], description: str) -> np.ndarray:
+def plain_pooled(featurizer: Featurizer, paths: list[Path],
+                 description: str = EXTRACTING) -> np.ndarray:
     """``(N, C)`` pooled features of ``paths`` (files known to decode), one plain view each."""
     return np.asarray(featurizer.pooled(paths, 1, description).values)[:, 0]

@@ -82,7 +82,7 @@ def build_report(
         write_data(folder, evaluated, predictor.labels)
         write_map(folder, data_map)
         page = Page(info, evaluated, thumbs, losses, heat, figures, findings, finding_files,
-                    map_section(data_map, evaluated, flagged_files(findings, bases),
+                    map_section(data_map, evaluated, flagged_files(findings, finding_files),
                                 rejected=scores.rejected))
         write_text(folder / "index.html", render(page))
         for name in STATIC_FILES:

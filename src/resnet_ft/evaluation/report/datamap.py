@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_ft.evaluation.report.doctor import Findings, resolve
+from resnet_ft.evaluation.report.doctor import Findings
 from resnet_ft.evaluation.report.gather import Evaluated
 from resnet_ft.features.projection import DataMap, stored_or_projected
+from resnet_ft.inference.features import plain_pooled
 
 #: Width of the plot in SVG units; the height follows the map's aspect.
 WIDTH = 1000
@@ -37,23 +38,23 @@ PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b
 
 def evaluated_map(evaluated: Evaluated, previous: Path | None) -> DataMap:
     """The map of the evaluated images; ``previous`` is the earlier report's folder, if any."""
-    files = [str(path) for path in evaluated.scores.paths]
-    return stored_or_projected(previous, files, pooled_features(evaluated))
+    paths = list(evaluated.scores.paths)
+    return stored_or_projected(previous, [str(path) for path in paths],
+                               plain_pooled(evaluated.featurizer, paths))
 
 
-def pooled_features(evaluated: Evaluated) -> np.ndarray:
-    """(N, D) pooled features of the evaluated images (from the store when the run has one)."""
-    return np.asarray(evaluated.featurizer.pooled(list(evaluated.scores.paths), 1).values)[:, 0]
+def flagged_files(findings: list[Findings], located: dict[str, Path]) -> dict[Path, list[str]]:
+    """Each file a doctor finding names -> the titles of the kinds naming it.
 
-
-def flagged_files(findings: list[Findings], bases: list[Path]) -> dict[Path, list[str]]:
-    """Each file a doctor finding names (resolved) -> the titles of the kinds naming it."""
+    ``located``: each CSV value's file, as the report already resolved them
+    (:func:`~resnet_ft.evaluation.report.doctor.resolve`).
+    """
     flagged: dict[Path, list[str]] = {}
     for kind in findings:
         for row in kind.rows:
             for column in kind.file_columns:
                 if value := row.get(column):
-                    titles = flagged.setdefault(resolve(value, bases).resolve(), [])
+                    titles = flagged.setdefault(located[value].resolve(), [])
                     if kind.title not in titles:
                         titles.append(kind.title)
     return flagged
