@@ -98,7 +98,7 @@ def test_two_phase_block4_run(flowers, backbone50, tmp_path, cli):
     assert [float(r["lr"]) for r in history] == pytest.approx(expected, rel=1e-6, abs=1e-12)
     model, _ = load_classifier(tmp_path / "run")
     summary = summarize(model)
-    assert summary.trainable == HEAD + STAGE["block4"]
+    assert summary.trainable == HEAD + STAGE["block4"]  # block4: 3 units in ResNet-50 and 101
     bn_name = "block4.unit_1.bottleneck_v1.conv1.BatchNorm"
     original = load_backbone(backbone50)
     saved = model.get_layer(index=1)
