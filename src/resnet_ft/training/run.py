@@ -183,7 +183,7 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
     if distillation is not None:
         _, _, probs = evaluate(final.model, final.source, ctx.y_val)
         metrics["distillation"] = distillation.report(ctx, probs)
-    write_scorer(ctx, reader, pooled)
+    write_scorer(ctx, reader, pooled, nets)
     if reader.featurizer.int8 is not None:
         metrics["int8"] = reader.featurizer.int8
     if distillation is not None or plan.prune or reader.featurizer.int8 is not None:
