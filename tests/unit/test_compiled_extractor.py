@@ -46,3 +46,37 @@ def test_the_function_keeps_a_model_built_for_the_call_alive():
     del run
     gc.collect()
     assert alive() is None
+
+
+def test_folded_copies_are_kept_per_identity_and_precision_outside_strategies(monkeypatch):
+    """A second featurizer of the same weights (same content identity, precision) reuses the
+    folded, traced copy; weights without an identity, a third identity's eviction of the
+    oldest, and a strategy's scope each fold again."""
+    from types import SimpleNamespace
+
+    import tensorflow as tf
+
+    from resnet_ft.features.engines import tensorflow as engine
+    from resnet_ft.models import folding
+
+    folds: list[str] = []
+    monkeypatch.setattr(folding, "folded_copy", lambda *_: folds.append("x") or _small_model())
+    monkeypatch.setattr(engine, "_FOLDED", type(engine._FOLDED)())
+
+    def compile_(identity, precision="float32"):
+        return engine.ENGINE.compile(None, {}, precision, views=1,
+                                     context=SimpleNamespace(identity=identity))
+
+    first = compile_("a")
+    assert compile_("a").function is first.function and len(folds) == 1
+    compile_("a", "mixed_bfloat16")
+    compile_(None)
+    compile_(None)
+    assert len(folds) == 4
+    compile_("b")  # the third kept copy: ("a", float32) is the least recent, and goes
+    assert len(folds) == 5 and list(engine._FOLDED) == [("a", "mixed_bfloat16"), ("b", "float32")]
+    assert compile_("a").function is not first.function and len(folds) == 6
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        compile_("c")
+        compile_("c")
+    assert len(folds) == 8 and ("c", "float32") not in engine._FOLDED

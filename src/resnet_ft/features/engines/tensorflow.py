@@ -7,11 +7,21 @@ policy, so float32, ``mixed_bfloat16`` and ``mixed_float16`` all run the
 same graph. The function is traced once per model and view count (tracing
 a 300-layer graph costs seconds); both views of a batch go through the
 model as one batch, which is faster than two calls.
+
+Building and tracing the folded copy is a second or more per featurizer, so
+the last :data:`RECENT_FOLDED` copies are kept for the process, keyed by the
+backbone's identity (the content hash the feature store keys its entries
+by: the same claim that these are the file's weights) and the precision. A
+second ``train`` on one backbone, or ``predict`` after ``evaluate``, then
+reuses the compiled graph. Weights without an identity (a model being
+trained) and copies built inside a distribution strategy's scope (their
+variables belong to it) are never kept.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,6 +29,9 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: How many folded copies are kept (each holds a backbone's weights: ~100-180 MB in float32).
+RECENT_FOLDED = 2
+_FOLDED: OrderedDict[tuple[str, str], keras.Model] = OrderedDict()
 
 
 class Compiled:
@@ -78,15 +91,33 @@ class TensorFlowEngine:
     def compile(self, backbone: keras.Model, metadata: dict[str, Any], precision: str, *,
                 views: int, cut: str | None = None, context: Any = None) -> Any:
         """The folded copy in ``precision``: pooled, or its frozen stages' output at ``cut``."""
-        from resnet_ft.models.folding import folded_copy
-        from resnet_ft.models.precision import policy
         from resnet_ft.models.unfreeze import split_backbone
 
-        with policy(precision):
-            folded = folded_copy(backbone, metadata)
+        copy = folded(backbone, metadata, precision, context.identity if context else None)
         if cut is None:
-            return pooled_features(folded, views)
-        return Compiled(folded, view_outputs(split_backbone(folded, cut)[0], views, pool=False))
+            return pooled_features(copy, views)
+        return Compiled(copy, view_outputs(split_backbone(copy, cut)[0], views, pool=False))
+
+
+def folded(backbone: keras.Model, metadata: dict[str, Any], precision: str,
+           identity: str | None) -> keras.Model:
+    """The BN-folded copy of ``backbone`` in ``precision``: kept for ``identity`` (module doc)."""
+    import tensorflow as tf
+
+    from resnet_ft.models.folding import folded_copy
+    from resnet_ft.models.precision import policy
+
+    key = (identity, precision) if identity and not tf.distribute.has_strategy() else None
+    if key in _FOLDED:
+        _FOLDED.move_to_end(key)
+        return _FOLDED[key]
+    with policy(precision):
+        copy = folded_copy(backbone, metadata)
+    if key is not None:
+        _FOLDED[key] = copy
+        while len(_FOLDED) > RECENT_FOLDED:
+            _FOLDED.popitem(last=False)
+    return copy
 
 
 ENGINE = TensorFlowEngine()
