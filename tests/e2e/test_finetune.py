@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support.cli import SMALL
 
-from resnet_ft.models.files import load_backbone
+from resnet_ft.models.files import load_backbone, shared_backbone
 from resnet_ft.models.head import assemble, build_head
 from resnet_ft.models.params import summarize
 from resnet_ft.models.unfreeze import phase2_model, set_trainable, split_backbone
@@ -87,6 +87,7 @@ def test_two_phase_block4_run(flowers, backbone50, tmp_path, cli):
     args = ("train", flowers, "--backbone", backbone50, "--trainable", "block4",
             "--head-epochs", 1, "--epochs", 2, "--val-split", 0.25, "--lr", 1e-7,
             "--fine-tune-lr", 1e-5, "--cache-dir", tmp_path / "cache", *SMALL)
+    shared = shared_backbone(backbone50)  # the copy features are computed from, in-process
     result = cli(*args, "-o", tmp_path / "run")
     assert result.code == 0, result.err
     assert "caching frozen stages" in result.out
@@ -111,6 +112,10 @@ def test_two_phase_block4_run(flowers, backbone50, tmp_path, cli):
         name = f"block4.unit_{unit}.bottleneck_v1.conv2"
         ours = np.array(saved.get_layer(name).kernel)
         assert np.abs(ours - np.array(original.get_layer(name).kernel)).max() > 1e-6
+        # trained in the run's own copy: the shared one still holds the file's weights
+        np.testing.assert_array_equal(np.array(shared.get_layer(name).kernel),
+                                      np.array(original.get_layer(name).kernel))
+    assert shared_backbone(backbone50) is shared
     again = cli(*args, "-o", tmp_path / "again")
     assert again.code == 0 and "caching frozen stages" not in again.out
 

@@ -97,7 +97,7 @@ def test_a_run_model_is_loaded_once_while_its_file_stays_the_same(tmp_path: Path
     loads: list[Path] = []
     monkeypatch.setattr(files, "load_model",
                         lambda path, _load=files.load_model: loads.append(path) or _load(path))
-    monkeypatch.setattr(loaders, "_RECENT", type(loaders._RECENT)())
+    monkeypatch.setattr(loaders.shared_model, "models", type(loaders.shared_model.models)())
     first = loaders.load_predictor(run)
     assert loaders.load_predictor(run).model is first.model
     assert len(loads) == 1

@@ -69,12 +69,16 @@ class Backbone:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Backbone:
-        """A converted backbone file (``convert``'s output); hashed and loaded on demand."""
-        from resnet_ft.models.files import backbone_metadata, load_backbone, require_model_file
+        """A converted backbone file (``convert``'s output); hashed and loaded on demand.
+
+        The model is the process's shared copy of the file
+        (:data:`~resnet_ft.models.files.shared_backbone`): only read, never trained.
+        """
+        from resnet_ft.models.files import backbone_metadata, require_model_file, shared_backbone
 
         require_model_file(path)
         return cls(lambda: sha256_file(path), backbone_metadata(path),
-                   lambda: load_backbone(path), str(path))
+                   lambda: shared_backbone(path), str(path))
 
     @property
     def identity(self) -> str | None:

@@ -67,10 +67,10 @@ def run_backbone(model_file: Path, backbone_file: str | Path, head_only: bool,
 
 def _same_weights(path: Path, classifier_backbone: Callable[[], keras.Model]) -> bool:
     """Whether the backbone file holds exactly the classifier's backbone weights."""
-    from resnet_ft.models.files import load_backbone
+    from resnet_ft.models.files import shared_backbone
 
     try:
-        a = load_backbone(path).get_weights()
+        a = shared_backbone(path).get_weights()
     except InputError:
         return False
     b = classifier_backbone().get_weights()

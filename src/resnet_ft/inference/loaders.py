@@ -19,7 +19,6 @@ once on ``console``, as ``train`` says what it picked.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,8 @@ from resnet_ft.data.preprocessing import Preprocessing
 from resnet_ft.errors import InputError
 from resnet_ft.inference.options import DEFAULTS
 from resnet_ft.inference.predictor import Predictor
-from resnet_ft.models.files import read_metadata
+from resnet_ft.models import files
+from resnet_ft.models.files import Recent, read_metadata
 from resnet_ft.runs.run import Run, model_file
 
 
@@ -60,9 +60,8 @@ class Loader:
 
 
 LOADERS: list[Loader] = []
-#: How many models :func:`shared_model` keeps: the last ones loaded (least recent goes first).
+#: How many classifiers :data:`shared_model` keeps: the last ones loaded.
 RECENT_MODELS = 2
-_RECENT: OrderedDict[tuple[str, int, int, int], Any] = OrderedDict()
 
 
 def register(loader: Loader) -> None:
@@ -93,24 +92,8 @@ def load_predictor(model: str | Path, labels_file: str | Path | None = None, *,
     return predictor
 
 
-def shared_model(path: Path) -> Any:
-    """The model in ``path``: loaded once while the file stays the same file.
-
-    A process that predicts, evaluates, explains and exports one run (a
-    notebook, ``report``) would otherwise read its 100-200 MB model each time.
-    The key is the file's identity (inode, size, mtime), so a run trained again
-    in place is a new file. Predictors only run their model; they never train it.
-    """
-    from resnet_ft.models.files import load_model
-
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key not in _RECENT:
-        _RECENT[key] = load_model(path)
-        while len(_RECENT) > RECENT_MODELS:
-            _RECENT.popitem(last=False)
-    _RECENT.move_to_end(key)
-    return _RECENT[key]
+#: A run's classifier for predictors, which only run it (:class:`~resnet_ft.models.files.Recent`).
+shared_model = Recent(RECENT_MODELS, lambda path: files.load_model(path))
 
 
 def _kind(path: Path) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +92,38 @@ def load_backbone(path: str | Path) -> keras.Model:
     if len(model.outputs) == 1:
         return model
     return keras.Model(model.input, model.outputs[0], name=model.name)
+
+
+class Recent:
+    """The last ``size`` models loaded from files, each loaded once while its file stays the
+    same file, for code that only reads them (computes with them, assembles them).
+
+    A process that trains several heads on one backbone, or predicts, evaluates and
+    exports one run (a notebook, ``report``, ``sweep``) would otherwise read the same
+    100-200 MB file each time. The key is the file's identity (resolved path, inode,
+    size, mtime), so a file written again (atomically: a new inode) is loaded again.
+    Code that changes weights loads its own copy.
+    """
+
+    def __init__(self, size: int, load: Callable[[Path], keras.Model]) -> None:
+        self.size, self.load = size, load
+        self.models: OrderedDict[tuple[str, int, int, int], keras.Model] = OrderedDict()
+
+    def __call__(self, path: str | Path) -> keras.Model:
+        path = Path(path)
+        stat = require_model_file(path).stat()
+        key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if key not in self.models:
+            self.models[key] = self.load(path)
+            while len(self.models) > self.size:
+                self.models.popitem(last=False)
+        self.models.move_to_end(key)
+        return self.models[key]
+
+
+#: :func:`load_backbone`, shared by the readers of one backbone file (features, the frozen
+#: base of a head-only run's classifier): a backbone and its head-only runs, kept together.
+shared_backbone = Recent(2, lambda path: load_backbone(path))
 
 
 def load_imagenet_classifier(path: str | Path) -> keras.Model:

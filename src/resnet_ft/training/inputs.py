@@ -112,8 +112,16 @@ def calibration(config: TrainConfig, split: Split) -> CalibrationSample | None:
 
 
 def load_networks(config: TrainConfig, backbone: Backbone) -> Networks:
-    """The backbone, and the copy that computes (and trains) in ``config.precision``."""
-    return Networks(backbone.model, backbone.metadata, config.precision)
+    """The backbone, and the copy that computes (and trains) in ``config.precision``.
+
+    A head-only run leaves the backbone's weights as they are, so it assembles its
+    classifier on the featurizer's shared copy; a run that fine-tunes stages loads
+    its own, which the featurizer's readers never see.
+    """
+    from resnet_ft.models.files import load_backbone
+
+    model = backbone.model if config.trainable == "head" else load_backbone(backbone.source)
+    return Networks(model, backbone.metadata, config.precision)
 
 
 def feature_table(paths: list[Path], reader: Reader) -> FeatureTable:
