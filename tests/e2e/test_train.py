@@ -89,12 +89,18 @@ def test_config_yaml_reproduces_the_run(trained, tmp_path, cli):
         np.testing.assert_allclose(np.array(x), np.array(y), rtol=1e-5, atol=1e-7)
 
 
-def test_second_run_hits_the_cache(trained, tmp_path, cli):
+def test_second_run_hits_the_cache(trained, backbone50, tmp_path, cli):
+    from resnet_ft.models.files import shared_backbone
+
     run, _ = trained
+    shared = shared_backbone(backbone50)
     result = cli("train", "--config", run / "config.yaml", "-o", tmp_path / "again",
                  "--head-units", 64, "--epochs", 1)
     assert result.code == 0, result.err
     assert "extracting features" not in result.out + result.err
+    # the run assembled its classifier on the process's shared backbone, through a model of
+    # its own: nothing of the run (its head) stays reachable from the shared copy
+    assert shared_backbone(backbone50) is shared and shared._inbound_nodes == []
 
 
 def test_nonempty_run_dir_is_refused(trained, cli):

@@ -115,13 +115,20 @@ def load_networks(config: TrainConfig, backbone: Backbone) -> Networks:
     """The backbone, and the copy that computes (and trains) in ``config.precision``.
 
     A head-only run leaves the backbone's weights as they are, so it assembles its
-    classifier on the featurizer's shared copy; a run that fine-tunes stages loads
-    its own, which the featurizer's readers never see.
+    classifier on the featurizer's shared copy, through a model of its own over the
+    same layers: assembling calls it, and what a call records (the head that follows)
+    then goes with the run instead of staying on the shared copy. A run that fine-tunes
+    stages loads its own backbone, which the featurizer's readers never see.
     """
+    import keras
+
     from resnet_ft.models.files import load_backbone
 
-    model = backbone.model if config.trainable == "head" else load_backbone(backbone.source)
-    return Networks(model, backbone.metadata, config.precision)
+    if config.trainable != "head":
+        return Networks(load_backbone(backbone.source), backbone.metadata, config.precision)
+    shared = backbone.model
+    view = keras.Model(shared.input, shared.output, name=shared.name)
+    return Networks(view, backbone.metadata, config.precision)
 
 
 def feature_table(paths: list[Path], reader: Reader) -> FeatureTable:
