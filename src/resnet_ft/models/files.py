@@ -122,7 +122,8 @@ class Recent:
 
 
 #: :func:`load_backbone`, shared by the readers of one backbone file (features, the frozen
-#: base of a head-only run's classifier): a backbone and its head-only runs, kept together.
+#: base of a head-only run's classifier); two are kept, so a sweep or notebook going back
+#: and forth between two backbones reads neither again.
 shared_backbone = Recent(2, lambda path: load_backbone(path))
 
 
