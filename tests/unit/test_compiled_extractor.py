@@ -58,10 +58,11 @@ def test_folded_copies_are_kept_per_identity_and_precision_outside_strategies(mo
 
     from resnet_ft.features.engines import tensorflow as engine
     from resnet_ft.models import folding
+    from resnet_ft.util.recent import LastUsed
 
     folds: list[str] = []
     monkeypatch.setattr(folding, "folded_copy", lambda *_: folds.append("x") or _small_model())
-    monkeypatch.setattr(engine, "_FOLDED", type(engine._FOLDED)())
+    monkeypatch.setattr(engine, "_FOLDED", LastUsed(engine.RECENT_FOLDED))
 
     def compile_(identity, precision="float32"):
         return engine.ENGINE.compile(None, {}, precision, views=1,
@@ -74,9 +75,10 @@ def test_folded_copies_are_kept_per_identity_and_precision_outside_strategies(mo
     compile_(None)
     assert len(folds) == 4
     compile_("b")  # the third kept copy: ("a", float32) is the least recent, and goes
-    assert len(folds) == 5 and list(engine._FOLDED) == [("a", "mixed_bfloat16"), ("b", "float32")]
+    assert len(folds) == 5
+    assert list(engine._FOLDED.values) == [("a", "mixed_bfloat16"), ("b", "float32")]
     assert compile_("a").function is not first.function and len(folds) == 6
     with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
         compile_("c")
         compile_("c")
-    assert len(folds) == 8 and ("c", "float32") not in engine._FOLDED
+    assert len(folds) == 8 and ("c", "float32") not in engine._FOLDED.values

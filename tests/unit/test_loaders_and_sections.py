@@ -14,6 +14,7 @@ from resnet_ft.errors import InputError
 from resnet_ft.inference import loaders
 from resnet_ft.inference.options import InferenceOptions, inference_options
 from resnet_ft.inference.predictor import Predictor
+from resnet_ft.util.recent import LastUsed
 
 
 def test_every_export_format_is_a_registered_loader():
@@ -97,7 +98,7 @@ def test_a_run_model_is_loaded_once_while_its_file_stays_the_same(tmp_path: Path
     loads: list[Path] = []
     monkeypatch.setattr(files, "load_model",
                         lambda path, _load=files.load_model: loads.append(path) or _load(path))
-    monkeypatch.setattr(loaders.shared_model, "models", type(loaders.shared_model.models)())
+    monkeypatch.setattr(loaders.shared_model, "kept", LastUsed(loaders.RECENT_MODELS))
     first = loaders.load_predictor(run)
     assert loaders.load_predictor(run).model is first.model
     assert len(loads) == 1

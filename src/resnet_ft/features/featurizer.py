@@ -53,6 +53,7 @@ LISTED = 3
 #: What the progress bar of a pooled-features pass says unless its caller says more.
 EXTRACTING = "extracting features"
 
+
 class Backbone:
     """A frozen backbone as features are computed from it: identity, metadata, model on demand.
 

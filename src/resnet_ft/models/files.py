@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_ft.errors import InputError, one_line
 from resnet_ft.util.atomic import atomic_path
+from resnet_ft.util.recent import LastUsed
 from resnet_ft.util.zipfiles import ZIP_DAMAGE
 
 if TYPE_CHECKING:
@@ -106,19 +106,14 @@ class Recent:
     """
 
     def __init__(self, size: int, load: Callable[[Path], keras.Model]) -> None:
-        self.size, self.load = size, load
-        self.models: OrderedDict[tuple[str, int, int, int], keras.Model] = OrderedDict()
+        self.load = load
+        self.kept: LastUsed[tuple[str, int, int, int], keras.Model] = LastUsed(size)
 
     def __call__(self, path: str | Path) -> keras.Model:
         path = Path(path)
         stat = require_model_file(path).stat()
         key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        if key not in self.models:
-            self.models[key] = self.load(path)
-            while len(self.models) > self.size:
-                self.models.popitem(last=False)
-        self.models.move_to_end(key)
-        return self.models[key]
+        return self.kept.get(key, lambda: self.load(path))
 
 
 #: :func:`load_backbone`, shared by the readers of one backbone file (features, the frozen

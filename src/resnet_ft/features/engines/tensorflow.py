@@ -21,8 +21,9 @@ variables belong to it) are never kept.
 from __future__ import annotations
 
 import weakref
-from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
+
+from resnet_ft.util.recent import LastUsed
 
 if TYPE_CHECKING:
     import keras
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: How many folded copies are kept (each holds a backbone's weights: ~100-180 MB in float32).
 RECENT_FOLDED = 2
-_FOLDED: OrderedDict[tuple[str, str], keras.Model] = OrderedDict()
+_FOLDED: LastUsed[tuple[str, str], keras.Model] = LastUsed(RECENT_FOLDED)
 
 
 class Compiled:
@@ -107,17 +108,13 @@ def folded(backbone: keras.Model, metadata: dict[str, Any], precision: str,
     from resnet_ft.models.folding import folded_copy
     from resnet_ft.models.precision import policy
 
-    key = (identity, precision) if identity and not tf.distribute.has_strategy() else None
-    if key in _FOLDED:
-        _FOLDED.move_to_end(key)
-        return _FOLDED[key]
-    with policy(precision):
-        copy = folded_copy(backbone, metadata)
-    if key is not None:
-        _FOLDED[key] = copy
-        while len(_FOLDED) > RECENT_FOLDED:
-            _FOLDED.popitem(last=False)
-    return copy
+    def build() -> keras.Model:
+        with policy(precision):
+            return folded_copy(backbone, metadata)
+
+    if not identity or tf.distribute.has_strategy():
+        return build()
+    return _FOLDED.get((identity, precision), build)
 
 
 ENGINE = TensorFlowEngine()
