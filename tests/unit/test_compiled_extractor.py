@@ -82,3 +82,24 @@ def test_folded_copies_are_kept_per_identity_and_precision_outside_strategies(mo
         compile_("c")
         compile_("c")
     assert len(folds) == 8 and ("c", "float32") not in engine._FOLDED.values
+
+
+def test_features_do_not_depend_on_the_sizes_computed_before(backbone50):
+    """bfloat16 on oneDNN rounds differently in a graph whose height and width are open: one
+    graph relaxed to any size by a call at another size gave pooled features 0.04 apart, and
+    ``evaluate`` then disagreed with the training run it repeats (seen only when an int8
+    module's fallback had run at 96 px before in the same process)."""
+    from resnet_ft.features.engines.tensorflow import view_outputs
+    from resnet_ft.models.files import backbone_metadata, load_backbone
+    from resnet_ft.models.folding import folded_copy
+    from resnet_ft.models.precision import policy
+
+    with policy("mixed_bfloat16"):
+        copy = folded_copy(load_backbone(backbone50), backbone_metadata(backbone50))
+    pixels = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 3)).astype(np.float32)
+    fresh = np.asarray(view_outputs(copy, 2, pool=True)(pixels))
+    used = view_outputs(copy, 2, pool=True)
+    used(np.zeros((4, 96, 96, 3), np.float32))
+    used(pixels[:3])  # another batch size
+    assert np.array_equal(np.asarray(used(pixels)), fresh)
+    assert fresh.shape == (8, 2, 2048)

@@ -67,11 +67,17 @@ def view_outputs(model: keras.Model, views: int, *, pool: bool) -> Any:
 
     View 1 is the horizontal mirror; both views go through the model as one
     batch, which is faster than two calls. ``pool`` averages the spatial axes.
+    One graph is traced per input size, with the batch left open: oneDNN's
+    bfloat16 convolutions round differently in a graph whose height and width
+    are unknown (measured: pooled features 0.04 apart), so a graph relaxed to
+    any size by an earlier call at another size would make a run's features
+    depend on what the process computed before. The batch size changes
+    nothing (measured: 0 apart), and one open batch saves the second trace a
+    short last batch would cost.
     """
     import tensorflow as tf
 
     # branches on Python values only: nothing for AutoGraph to convert, traced as written
-    @tf.function(reduce_retracing=True)
     @tf.autograph.experimental.do_not_convert
     def run(pixels: tf.Tensor) -> tf.Tensor:
         batch = pixels if views == 1 else tf.concat([pixels, tf.reverse(pixels, [2])], 0)
@@ -80,7 +86,16 @@ def view_outputs(model: keras.Model, views: int, *, pool: bool) -> Any:
             result = tf.reduce_mean(result, axis=[1, 2])
         return tf.stack(tf.split(result, views), axis=1)
 
-    return run
+    traced: dict[tuple[Any, ...], Any] = {}
+
+    def per_size(pixels: Any) -> Any:
+        shape, dtype = tuple(pixels.shape[1:]), tf.as_dtype(pixels.dtype)
+        if (shape, dtype) not in traced:
+            spec = tf.TensorSpec((None, *shape), dtype)
+            traced[shape, dtype] = tf.function(run, input_signature=[spec])
+        return traced[shape, dtype](pixels)
+
+    return per_size
 
 
 class TensorFlowEngine:
