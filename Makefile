@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps make re-installation happen only when pyproject.toml changes. .ci/install.py installs
-# with uv (same requirements, index and pip settings; 24 s against pip's 91 s for the dev
+# with uv (same requirements, index and pip settings; 24-30 s against pip's 91 s for the dev
 # extras here), and with pip where uv cannot.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python .ci/install.py -e .

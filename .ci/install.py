@@ -3,7 +3,7 @@
 ``make demo`` and ``make test`` install TensorFlow, torch, OpenVINO and the rest into a fresh
 ``.venv`` on every clean clone. pip downloads and unpacks one wheel at a time (91 s here for
 the dev extras); uv resolves the same requirements from the same index and unpacks in
-parallel (24 s; ``pip freeze`` lists the same versions after either). uv reads none of pip's
+parallel (24-30 s; ``pip freeze`` lists the same versions after either). uv reads none of pip's
 configuration, so the settings that decide *what* gets installed (index URLs, find-links
 folders, constraint files) are read from pip and handed on, and versions are chosen across
 all indexes, as pip chooses them; a location pip would skip (a ``file://`` index or folder
@@ -44,15 +44,14 @@ def exists(location: str) -> bool:
 
 def uv_options() -> list[str]:
     """pip's configured index, find-links and constraints as uv options (env beats files)."""
-    chosen: dict[str, tuple[str, str]] = {}
+    chosen: dict[str, str] = {}
     for line in pip("config", "list").stdout.splitlines():
         match = SETTING.match(line.strip())
-        if match and match["name"] in FLAGS:
-            name, scope = match["name"], match["scope"]
-            if name not in chosen or scope == ":env:":
-                chosen[name] = (scope, match["value"])
+        if match and match["name"] in FLAGS and (match["name"] not in chosen
+                                                 or match["scope"] == ":env:"):
+            chosen[match["name"]] = match["value"]
     options: list[str] = []
-    for name, (_, value) in chosen.items():
+    for name, value in chosen.items():
         options += [part for location in value.split() if exists(location)
                     for part in (FLAGS[name], location)]
     return options

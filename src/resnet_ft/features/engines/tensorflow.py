@@ -4,8 +4,8 @@ Extraction runs a copy of the backbone with BatchNorm folded into its
 convolutions (:mod:`resnet_ft.models.folding`: the same function, a third
 fewer ops), built from the float32 weights under the precision's dtype
 policy, so float32, ``mixed_bfloat16`` and ``mixed_float16`` all run the
-same graph. The function is traced once per model and view count (tracing
-a 300-layer graph costs seconds); both views of a batch go through the
+same graph. The function is traced once per model, view count and input
+size (tracing a 300-layer graph costs seconds); both views of a batch go through the
 model as one batch, which is faster than two calls.
 
 Building and tracing the folded copy is a second or more per featurizer, so
