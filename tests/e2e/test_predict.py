@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.cli import assert_one_line_error
+from support.cli import SMALL, assert_one_line_error
 
 from resnet_ft.cli.render import console
-from resnet_ft.data.preprocessing import Preprocessing
+from resnet_ft.data.preprocessing import Preprocessing, image_dataset
 from resnet_ft.features.extract import extract
 from resnet_ft.features.store import FeatureCache
 from resnet_ft.runs.run import load_classifier
@@ -156,3 +156,34 @@ def test_imagenet_classifier_of_include_top_backbone(backbone101, cli, flowers, 
     short.write_text("a\nb\n")
     assert_one_line_error(cli("predict", backbone101, image, "--labels", short), "has 2 names")
     assert_one_line_error(cli("predict", backbone101, image), "--labels")
+
+
+def test_a_run_trained_in_this_process_is_served_from_memory_as_its_file_computes(
+        flowers, backbone50, tmp_path, cli, monkeypatch):
+    """Predictors after train use the classifier train wrote, not a second read of the file;
+    it computes exactly what the file does, and a file written again is read again."""
+    from resnet_ft.inference.loaders import load_predictor
+    from resnet_ft.models import files
+
+    run = tmp_path / "run"
+    trained = cli("train", flowers, "--backbone", backbone50, "-o", run, "--epochs", 2,
+                  "--val-split", 0.25, "--cache-dir", tmp_path / "cache", *SMALL)
+    assert trained.code == 0, trained.err
+    from_file = files.load_model(run / "model.keras")
+    paths = sorted(flowers.rglob("*.jpg"))[:6]
+
+    def refuse(path):
+        raise AssertionError(f"read {path} again")
+
+    monkeypatch.setattr(files, "load_model", refuse)
+    kept = load_predictor(run)
+    assert kept.model.name == "classifier"
+    pixels = np.stack([p.numpy() for p, _ in
+                       image_dataset([str(p) for p in paths], kept.preprocessing)])
+    np.testing.assert_array_equal(np.asarray(kept.model(pixels, training=False)),
+                                  np.asarray(from_file(pixels, training=False)))
+    copy = tmp_path / "copy.keras"
+    copy.write_bytes((run / "model.keras").read_bytes())
+    copy.replace(run / "model.keras")  # the same bytes, another file
+    with pytest.raises(AssertionError, match=r"read .*model\.keras again"):
+        load_predictor(run)

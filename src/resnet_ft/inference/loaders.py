@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
@@ -34,6 +34,9 @@ from resnet_ft.inference.predictor import Predictor
 from resnet_ft.models import files
 from resnet_ft.models.files import Recent, read_metadata
 from resnet_ft.runs.run import Run, model_file
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,19 @@ def load_predictor(model: str | Path, labels_file: str | Path | None = None, *,
 
 #: A run's classifier for predictors, which only run it (:class:`~resnet_ft.models.files.Recent`).
 shared_model = Recent(RECENT_MODELS, lambda path: files.load_model(path))
+
+
+def keep_classifier(path: Path, classifier: keras.Model | None) -> None:
+    """A finished run's classifier, as training wrote it to ``path``, for later predictors.
+
+    A process that trains and then predicts, evaluates, exports or reports (a notebook,
+    ``sweep``, the tests) would otherwise read back the 100-200 MB it has just written.
+    Not under a distribution strategy: its variables are mirrored across replicas.
+    """
+    import tensorflow as tf
+
+    if classifier is not None and not tf.distribute.has_strategy():
+        shared_model.keep(path, classifier)
 
 
 def _kind(path: Path) -> str:

@@ -110,10 +110,19 @@ class Recent:
         self.kept: LastUsed[tuple[str, int, int, int], keras.Model] = LastUsed(size)
 
     def __call__(self, path: str | Path) -> keras.Model:
-        path = Path(path)
-        stat = require_model_file(path).stat()
-        key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        return self.kept.get(key, lambda: self.load(path))
+        return self.kept.get(_identity(path), lambda: self.load(Path(path)))
+
+    def keep(self, path: str | Path, model: keras.Model) -> None:
+        """Hold ``model`` as what ``path`` holds: the caller wrote the file from it, and
+        nothing changes it any more (a run's classifier once the run is over)."""
+        self.kept.get(_identity(path), lambda: model)
+
+
+def _identity(path: str | Path) -> tuple[str, int, int, int]:
+    """The key of a model file as it is now (a file written again is another file)."""
+    path = Path(path)
+    stat = require_model_file(path).stat()
+    return str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 #: :func:`load_backbone`, shared by the readers of one backbone file (features, the frozen

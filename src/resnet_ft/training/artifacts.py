@@ -66,9 +66,9 @@ def save_classifier(ctx: RunContext, nets: Networks) -> None:
     if nets.changed:
         copy_weights(nets.work, nets.backbone)
     config = ctx.config
-    classifier = assemble(nets.backbone, nets.head, ctx.preprocessing.image_size,
+    nets.saved = assemble(nets.backbone, nets.head, ctx.preprocessing.image_size,
                           config.trainable, train_bn=config.train_bn)
-    save_model(classifier, ctx.run.model_path, {
+    save_model(nets.saved, ctx.run.model_path, {
         "kind": "classifier",
         "labels": ctx.labels,
         "preprocessing": ctx.preprocessing.to_dict(),

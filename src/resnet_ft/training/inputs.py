@@ -41,6 +41,7 @@ class Networks:
     backbone, and building the copy is a few seconds of a warm rerun.
     ``original`` holds ``work``'s weights from before phase 2 changed them, so
     a run whose best epoch was in phase 1 saves the untouched backbone.
+    ``saved`` is the classifier last written to ``model.keras``.
     """
 
     backbone: Any
@@ -48,6 +49,7 @@ class Networks:
     precision: str
     head: Any = None
     original: list[np.ndarray] | None = None
+    saved: Any = None
     _work: Any = None
 
     @property

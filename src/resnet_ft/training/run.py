@@ -45,6 +45,7 @@ from resnet_ft.config import TrainConfig, make_config
 from resnet_ft.data.folders import Split
 from resnet_ft.errors import NonFiniteError
 from resnet_ft.features.featurizer import Backbone
+from resnet_ft.inference.loaders import keep_classifier
 from resnet_ft.runs.run import CONFIG_FILE, Run
 from resnet_ft.training.artifacts import finish, save_classifier, write_run_files
 from resnet_ft.training.callbacks import default_callbacks
@@ -153,11 +154,11 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
                  command: str = "train") -> TrainResult:
     """The run's story, inside the strategy scope; ``distillation`` makes it a distill run."""
     config.require_sources()
+    split = config.data_split()  # a missing data folder is reported before anything is said
     asked = config.precision
     config, why = config.resolved()
     if asked == "auto":
         console.print(f"precision {config.precision}: {why}")
-    split = config.data_split()
     if distillation is not None:
         distillation.check(split)
     unlabeled = distillation.unlabeled if distillation is not None else []
@@ -188,6 +189,7 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
         metrics["int8"] = reader.featurizer.int8
     if distillation is not None or plan.prune or reader.featurizer.int8 is not None:
         run.write_metrics(metrics)  # again, with the sections added after the run's report
+    keep_classifier(run.model_path, nets.saved)  # the last one written: the run is over
     return TrainResult(run_dir, split.labels, ctx.state["history"], metrics, skipped,
                        table.extracted)
 
