@@ -15,6 +15,25 @@ from support.cli import SMALL, CliResult
 from resnet_ft.cli import main
 
 
+def _share_the_cores() -> None:
+    """Give each xdist process its share of the cores for TensorFlow's thread pools.
+
+    TensorFlow sizes its intra- and inter-op pools by the machine's cores, so two test
+    processes on two cores each run two pools of two threads and preempt each other.
+    With one thread each, two concurrent sequences of five train runs took 35 s against
+    39 s, and tests/e2e/test_finetune.py with test_export.py (-n 2, coverage) 147 s
+    against 153 s. Child processes inherit the setting; a value already in the
+    environment wins.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(name, share)
+
+
+_share_the_cores()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def maps_by_pca() -> Iterator[None]:
     """Reports lay their map out by PCA, whatever is installed.
@@ -78,12 +97,37 @@ def execution(request):
     tf.config.run_functions_eagerly(False)
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], object]) -> Path:
+    """A folder that ``make(folder)`` fills once per test session, for every xdist worker.
+
+    The stand-in ResNets take 10-20 s each to write and convert under coverage, and both
+    workers need them; the first to ask builds while the other waits on the lock, and
+    reads the finished files. Only the tests' own session shares the folder (xdist's
+    workers live in one ``pytest-N`` directory); tests only ever read it.
+    """
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half-way
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def standin_checkpoint(tmp_path_factory):
     """A random-weight resnet_v1_101 checkpoint in the official format (written once)."""
     from resnet_ft.conversion.standin import write_standin_checkpoint
 
-    return write_standin_checkpoint(tmp_path_factory.mktemp("ckpt") / "resnet_v1_101.ckpt", 101)
+    folder = made_once(tmp_path_factory, "ckpt101",
+                       lambda out: write_standin_checkpoint(out / "resnet_v1_101.ckpt", 101))
+    return folder / "resnet_v1_101.ckpt"
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +135,9 @@ def backbone101(standin_checkpoint, tmp_path_factory):
     """The stand-in checkpoint converted to a slim ResNet-101 backbone file (with top)."""
     from resnet_ft.conversion.converter import convert
 
-    out = tmp_path_factory.mktemp("backbone") / "resnet_v1_101.keras"
-    convert(standin_checkpoint, out, include_top=True)
-    return out
+    folder = made_once(tmp_path_factory, "backbone101", lambda out: convert(
+        standin_checkpoint, out / "resnet_v1_101.keras", include_top=True))
+    return folder / "resnet_v1_101.keras"
 
 
 @pytest.fixture(scope="session")
@@ -106,10 +150,11 @@ def backbone50(tmp_path_factory):
     from resnet_ft.conversion.converter import convert
     from resnet_ft.conversion.standin import write_standin_checkpoint
 
-    folder = tmp_path_factory.mktemp("backbone50")
-    checkpoint = write_standin_checkpoint(folder / "resnet_v1_50.ckpt", 50)
-    convert(checkpoint, folder / "resnet_v1_50.keras")
-    return folder / "resnet_v1_50.keras"
+    def make(folder: Path) -> None:
+        convert(write_standin_checkpoint(folder / "resnet_v1_50.ckpt", 50),
+                folder / "resnet_v1_50.keras")
+
+    return made_once(tmp_path_factory, "backbone50", make) / "resnet_v1_50.keras"
 
 
 @pytest.fixture(scope="session")

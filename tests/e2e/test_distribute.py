@@ -10,7 +10,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from resnet_ft.cli import main
 from resnet_ft.runs.run import load_classifier
 
 #: Same seeded global batches and no dropout (per-replica masks would differ from one
@@ -37,23 +39,30 @@ def _train_process(args, env_extra, out):
     return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
-def test_mirrored_two_replicas_match_one_device(flowers, backbone50, tmp_path, cli):
+@pytest.fixture(scope="module")
+def one_device(flowers, backbone50, module_tmp):
+    """The reference both strategies must reproduce: one device, the global batch of 8."""
+    run = module_tmp("one-device") / "run"
+    args = ("train", flowers, "--backbone", backbone50, *COMMON, "-o", run, "--batch-size", 8,
+            "--cache-dir", run.parent / "cache")
+    assert main([str(a) for a in args]) == 0
+    return run
+
+
+def test_mirrored_two_replicas_match_one_device(flowers, backbone50, one_device, tmp_path):
     base = (flowers, "--backbone", backbone50, *COMMON)
-    single = cli("train", *base, "-o", tmp_path / "one", "--batch-size", 8,
-                 "--cache-dir", tmp_path / "c1")
-    assert single.code == 0, single.err
     with open(tmp_path / "mirrored.log", "w") as log:
         process = _train_process(
             (*base, "-o", tmp_path / "two", "--batch-size", 4, "--strategy", "mirrored",
              "--cache-dir", tmp_path / "c2"), {"RESNET_FT_CPU_DEVICES": "2"}, log)
         assert process.wait(timeout=300) == 0, (tmp_path / "mirrored.log").read_text()
     assert "2 replicas, global batch 8" in (tmp_path / "mirrored.log").read_text()
-    for ours, ref in zip(_head_weights(tmp_path / "two"), _head_weights(tmp_path / "one"),
+    for ours, ref in zip(_head_weights(tmp_path / "two"), _head_weights(one_device),
                          strict=True):
         np.testing.assert_allclose(ours, ref, **TOLERANCE)
 
 
-def test_two_workers_on_localhost_agree(flowers, backbone50, tmp_path, cli):
+def test_two_workers_on_localhost_agree(flowers, backbone50, one_device, tmp_path):
     """Two workers x batch 4 train what one device trains on the same global batch of 8.
 
     Comparing the workers with each other would pass if they never talked (each would
@@ -61,9 +70,6 @@ def test_two_workers_on_localhost_agree(flowers, backbone50, tmp_path, cli):
     unless the gradients were really summed across the two workers. Extraction is
     divided: each worker decodes its half of the files into the shared store.
     """
-    single = cli("train", flowers, "--backbone", backbone50, *COMMON, "-o", tmp_path / "one",
-                 "--batch-size", 8, "--cache-dir", tmp_path / "c1")
-    assert single.code == 0, single.err
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes, logs = [], []
@@ -92,12 +98,12 @@ def test_two_workers_on_localhost_agree(flowers, backbone50, tmp_path, cli):
         decoded.append(int(counts[-1]))
         assert "not in the shared store" not in log  # nothing was decoded twice
     assert sum(decoded) == files and abs(decoded[0] - decoded[1]) <= 1, decoded
-    reference = _head_weights(tmp_path / "one")
+    reference = _head_weights(one_device)
     for run in ("run", "run.worker-1"):
         for ours, ref in zip(_head_weights(tmp_path / run), reference, strict=True):
             np.testing.assert_allclose(ours, ref, **TOLERANCE)
-    histories = [(tmp_path / name / "history.csv").read_text().splitlines()
-                 for name in ("run", "run.worker-1", "one")]
+    histories = [(name / "history.csv").read_text().splitlines()
+                 for name in (tmp_path / "run", tmp_path / "run.worker-1", one_device)]
     losses = [[line.split(",")[2] for line in history[1:]] for history in histories]
     assert losses[0] == losses[1]  # the workers computed identical losses, epoch by epoch
     for ours, ref in zip(losses[0], losses[2], strict=True):

@@ -12,7 +12,7 @@ from support.cli import SMALL, resume_one_more_epoch
 from support.process import LineWatcher
 
 
-def test_sigint_saves_state_and_resume_finishes(flowers, backbone50, tmp_path):
+def test_sigint_saves_state_and_resume_finishes(flowers, backbone50, tmp_path, cli):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "resnet_ft", "train", str(flowers), "--backbone",
             str(backbone50), "-o", str(run), "--epochs", "30", "--no-cache", "--val-split",
@@ -36,4 +36,4 @@ def test_sigint_saves_state_and_resume_finishes(flowers, backbone50, tmp_path):
     assert done >= 1
     assert (run / "model.keras").is_file()  # the best epoch so far is usable right away
 
-    resume_one_more_epoch(run, done, env)
+    resume_one_more_epoch(cli, run, done)

@@ -43,7 +43,7 @@ def test_kill_9_then_resume(flowers, backbone50, tmp_path, cli):
     assert done >= 2
     if (run / "model.keras").exists():  # whenever it exists, it is complete
         load_model(run / "model.keras")
-    resume_one_more_epoch(run, done, env)
+    resume_one_more_epoch(cli, run, done)
     load_model(run / "model.keras")
     assert not [p.name for p in (run / "state").iterdir() if p.name.startswith(".")]
 

@@ -41,17 +41,16 @@ def assert_convert_fails(cli, tmp_path, src, *fragments: str, extra=()) -> None:
     assert list(out.parent.iterdir()) == [], "a failed conversion must leave nothing behind"
 
 
-def resume_one_more_epoch(run, done: int, env: dict) -> None:
-    """``--resume`` an interrupted run for one more epoch; history has each epoch once."""
-    import csv
-    import subprocess
-    import sys
+def resume_one_more_epoch(cli, run, done: int) -> None:
+    """``--resume`` an interrupted run for one more epoch; history has each epoch once.
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "resnet_ft", "train", "-o", str(run), "--resume", "--epochs",
-         str(done + 1)], capture_output=True, text=True, env=env, timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    In this process: what was interrupted is the child, and resuming reads only what
+    it left on disk.
+    """
+    import csv
+
+    resumed = cli("train", "-o", run, "--resume", "--epochs", done + 1)
+    assert resumed.code == 0, resumed.err
     epochs = [row["epoch"] for row in csv.DictReader((run / "history.csv").open())]
     assert epochs == [str(e) for e in range(1, done + 2)]
 

@@ -67,3 +67,13 @@ def test_bare_command_prints_help_and_succeeds(cli):
     result = cli()
     assert result.code == 0
     assert "convert" in result.out and "train" in result.out
+
+
+def test_a_missing_data_folder_is_the_only_line_train_prints(cli, tmp_path):
+    """Nothing is said about the run (the precision ``auto`` chose) before its data is found."""
+    backbone = tmp_path / "b.keras"
+    backbone.write_bytes(b"")
+    result = cli("train", tmp_path / "nope", "--backbone", backbone, "-o", tmp_path / "run",
+                 "--precision", "auto")
+    assert_one_line_error(result, f"data directory not found: {tmp_path / 'nope'}")
+    assert result.out == "" and not (tmp_path / "run").exists()
