@@ -154,11 +154,9 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
                  command: str = "train") -> TrainResult:
     """The run's story, inside the strategy scope; ``distillation`` makes it a distill run."""
     config.require_sources()
-    split = config.data_split()  # a missing data folder is reported before anything is said
     asked = config.precision
     config, why = config.resolved()
-    if asked == "auto":
-        console.print(f"precision {config.precision}: {why}")
+    split = config.data_split()
     if distillation is not None:
         distillation.check(split)
     unlabeled = distillation.unlabeled if distillation is not None else []
@@ -167,6 +165,8 @@ def run_training(config: TrainConfig, run_dir: Path, resume: bool, overwrite: bo
     run = Run(run_dir)
     prepare_run_dir(run, resume=resume, overwrite=overwrite)
     write_run_files(run, config, split)
+    if asked == "auto":  # said once every input is accepted: a refused run prints one error
+        console.print(f"precision {config.precision}: {why}")
     reader = make_reader(config, backbone, split, console, strategy)
     describe(split, reader, len(unlabeled))
     table, skipped, ctx = usable_features(config, run, split, unlabeled, reader)
