@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -196,8 +197,15 @@ def test_soft_targets_alone_teach_the_student(work, teacher, backbone50, cli):
     assert report["alpha"] == 0 and report["agreement"] >= 0.95
 
 
-def test_unlabeled_images_pruning_and_resume(work, teacher, backbone50, cli):
+def test_unlabeled_images_pruning_and_resume(work, teacher, backbone50, cli, monkeypatch):
+    from resnet_ft.inference.loaders import shared_model
+
     root, data, cache = work
+    # the teacher's model is read once for the two passes below, not once per pass
+    shared_model.kept.values.clear()
+    real, read = keras.saving.load_model, []
+    monkeypatch.setattr(keras.saving, "load_model",
+                        lambda path, **kw: read.append(path) or real(path, **kw))
     extra = write_standin_images(root / "extra", classes=CLASSES, per_class=4, min_size=40,
                                  max_size=64, seed=5)
     labelled = next((data / "roses").glob("*.jpg"))
@@ -211,6 +219,7 @@ def test_unlabeled_images_pruning_and_resume(work, teacher, backbone50, cli):
     result = cli("distill", "-o", run, "--resume", "--epochs", 2)
     assert result.code == 0, result.err
     assert "resuming after epoch 1" in result.out
+    assert [Path(path).resolve() for path in read].count((teacher / "model.keras").resolve()) == 1
     assert "ignoring 1 file(s) that the data directory labels" in result.out
     assert "63 training (+ 12 unlabelled) and 21 validation images" in result.out
     with open(run / "history.csv", newline="") as handle:

@@ -104,12 +104,23 @@ def keep_classifier(path: Path, classifier: keras.Model | None) -> None:
 
     A process that trains and then predicts, evaluates, exports or reports (a notebook,
     ``sweep``, the tests) would otherwise read back the 100-200 MB it has just written.
-    Not under a distribution strategy: its variables are mirrored across replicas.
     """
+    if classifier is not None and _shareable():
+        shared_model.keep(path, classifier)
+
+
+def shared_classifier(path: Path) -> keras.Model:
+    """A run's classifier for code that only computes with it (distillation's teacher):
+    the one predictors share, so a process distilling several students from one teacher
+    reads it once."""
+    return shared_model(path) if _shareable() else files.load_model(path)
+
+
+def _shareable() -> bool:
+    """Not under a distribution strategy: its variables are mirrored across its replicas."""
     import tensorflow as tf
 
-    if classifier is not None and not tf.distribute.has_strategy():
-        shared_model.keep(path, classifier)
+    return not tf.distribute.has_strategy()
 
 
 def _kind(path: Path) -> str:

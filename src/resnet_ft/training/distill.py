@@ -41,7 +41,7 @@ from resnet_ft.data.folders import Split, list_images
 from resnet_ft.errors import InputError, NonFiniteError
 from resnet_ft.features.featurizer import Backbone, Featurizer, run_calibration
 from resnet_ft.features.reuse import run_backbone
-from resnet_ft.models.files import load_model
+from resnet_ft.inference.loaders import shared_classifier
 from resnet_ft.models.head import logits, split_classifier
 from resnet_ft.models.precision import PRECISIONS
 from resnet_ft.runs.run import Run
@@ -169,7 +169,7 @@ class Teacher:
 
     def _featurizer(self, reader: Reader) -> tuple[Any, Featurizer]:
         """The teacher's head, and the featurizer of its backbone as its training computed."""
-        backbone, head = split_classifier(load_model(self.run.model_path))
+        backbone, head = split_classifier(shared_classifier(self.run.model_path))
         settings = self.run.settings()
         root = reader.featurizer.store.base if reader.cached else None
         identity = None
