@@ -33,18 +33,23 @@ def converted(reference, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def loaded(converted):
+    """The converted file's feature extractor and ImageNet classifier, each loaded once."""
+    return load_backbone(converted), load_imagenet_classifier(converted)
+
 
 @pytest.mark.parametrize("size", SIZES)
-def test_block4_features_match_slim(reference, converted, size):
-    backbone = load_backbone(converted)
+def test_block4_features_match_slim(reference, loaded, size):
+    backbone, _ = loaded
     ours = np.asarray(backbone(reference.images[size]))
     assert ours.shape == reference.block4[size].shape
     assert relative_error(ours, reference.block4[size]) <= TOLERANCE
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_logits_match_slim(reference, converted, size):
-    classifier = load_imagenet_classifier(converted)
+def test_logits_match_slim(reference, loaded, size):
+    _, classifier = loaded
     ours = np.asarray(classifier(reference.images[size]))
     assert ours.shape == (2, 1000)
     assert relative_error(ours, reference.logits[size]) <= TOLERANCE
@@ -72,8 +77,8 @@ def test_directory_source_and_depth_detection(reference, tmp_path, cli):
     assert read_metadata(out)["backbone"]["depth"] == depth
 
 
-def test_layer_names_mirror_slim_scopes(converted):
-    names = {layer.name for layer in load_backbone(converted).layers}
+def test_layer_names_mirror_slim_scopes(loaded):
+    names = {layer.name for layer in loaded[0].layers}
     assert {"conv1", "conv1.BatchNorm", "pool1", "block4.unit_3.bottleneck_v1.conv3"} <= names
     assert "block1.unit_1.bottleneck_v1.shortcut.BatchNorm" in names
 
