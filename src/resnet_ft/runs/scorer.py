@@ -138,13 +138,14 @@ def _shrunk_covariance(features: Any, labels: np.ndarray, means: np.ndarray) -> 
         scatter += centred.T @ centred
         fourth += float(((centred ** 2).sum(1) ** 2).sum())
         count += len(rows)
-    empirical = scatter / count
+    # in place: each new D x D float64 matrix is 32 MB of fresh pages at D = 2048
+    empirical = np.divide(scatter, count, out=scatter)
     mu = np.trace(empirical) / dim
     delta_ = float((empirical ** 2).sum())
     beta = (fourth / count - delta_) / (dim * count)
     delta = (delta_ - 2 * mu * np.trace(empirical) + dim * mu ** 2) / dim
     shrinkage = 0.0 if beta == 0 else min(beta, delta) / delta
-    shrunk = (1 - shrinkage) * empirical
+    shrunk = np.multiply(empirical, 1 - shrinkage, out=empirical)
     shrunk.flat[:: dim + 1] += shrinkage * mu
     return shrunk
 
@@ -160,7 +161,8 @@ def _whitening(covariance: np.ndarray) -> np.ndarray:
     scale = max(float(np.trace(covariance)) / len(covariance), 1e-12)
     for jitter in (0.0, *(scale * 1e-10 * 100 ** i for i in range(5))):
         try:
-            lower = np.linalg.cholesky(covariance + jitter * np.eye(len(covariance)))
+            lower = np.linalg.cholesky(
+                covariance + jitter * np.eye(len(covariance)) if jitter else covariance)
         except np.linalg.LinAlgError:
             continue
         return _lower_inverse(lower)
