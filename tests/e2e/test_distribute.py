@@ -49,7 +49,14 @@ def one_device(flowers, backbone50, module_tmp):
     return run
 
 
-def test_mirrored_two_replicas_match_one_device(flowers, backbone50, one_device, tmp_path):
+@pytest.fixture(scope="module")
+def one_device_head(one_device):
+    """The reference run's head weights, read once for both tests."""
+    return _head_weights(one_device)
+
+
+def test_mirrored_two_replicas_match_one_device(flowers, backbone50, one_device_head,
+                                                 tmp_path):
     base = (flowers, "--backbone", backbone50, *COMMON)
     with open(tmp_path / "mirrored.log", "w") as log:
         process = _train_process(
@@ -57,12 +64,12 @@ def test_mirrored_two_replicas_match_one_device(flowers, backbone50, one_device,
              "--cache-dir", tmp_path / "c2"), {"RESNET_FT_CPU_DEVICES": "2"}, log)
         assert process.wait(timeout=300) == 0, (tmp_path / "mirrored.log").read_text()
     assert "2 replicas, global batch 8" in (tmp_path / "mirrored.log").read_text()
-    for ours, ref in zip(_head_weights(tmp_path / "two"), _head_weights(one_device),
-                         strict=True):
+    for ours, ref in zip(_head_weights(tmp_path / "two"), one_device_head, strict=True):
         np.testing.assert_allclose(ours, ref, **TOLERANCE)
 
 
-def test_two_workers_on_localhost_agree(flowers, backbone50, one_device, tmp_path):
+def test_two_workers_on_localhost_agree(flowers, backbone50, one_device, one_device_head,
+                                        tmp_path):
     """Two workers x batch 4 train what one device trains on the same global batch of 8.
 
     Comparing the workers with each other would pass if they never talked (each would
@@ -98,9 +105,8 @@ def test_two_workers_on_localhost_agree(flowers, backbone50, one_device, tmp_pat
         decoded.append(int(counts[-1]))
         assert "not in the shared store" not in log  # nothing was decoded twice
     assert sum(decoded) == files and abs(decoded[0] - decoded[1]) <= 1, decoded
-    reference = _head_weights(one_device)
     for run in ("run", "run.worker-1"):
-        for ours, ref in zip(_head_weights(tmp_path / run), reference, strict=True):
+        for ours, ref in zip(_head_weights(tmp_path / run), one_device_head, strict=True):
             np.testing.assert_allclose(ours, ref, **TOLERANCE)
     histories = [(name / "history.csv").read_text().splitlines()
                  for name in (tmp_path / "run", tmp_path / "run.worker-1", one_device)]
