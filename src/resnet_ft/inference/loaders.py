@@ -110,9 +110,9 @@ def keep_classifier(path: Path, classifier: keras.Model | None) -> None:
 
 
 def shared_classifier(path: Path) -> keras.Model:
-    """A run's classifier for code that only computes with it (distillation's teacher):
-    the one predictors share, so a process distilling several students from one teacher
-    reads it once."""
+    """A run's classifier for code that only computes with it (predictors, distillation's
+    teacher): the one kept in :data:`shared_model`, so a process that predicts in a loop
+    or distils several students from one teacher reads it once."""
     return shared_model(path) if _shareable() else files.load_model(path)
 
 
@@ -139,7 +139,7 @@ def _load_run(path: Path, request: Request) -> Predictor:
     run = Run.finished(path)
     from resnet_ft.inference.reject import with_features
 
-    network, labels = run.load_classifier(shared_model)
+    network, labels = run.load_classifier(shared_classifier)
     predictor = Predictor(network, labels, run.preprocessing())
     predictor.scorer = run.scorer()
     if predictor.scorer is not None:
