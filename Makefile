@@ -43,12 +43,14 @@ browser:
 # in one process (--dist loadscope), so its module fixtures are built once.
 WORKERS ?= 2
 
-# The suite under coverage (CLI child processes included; ~20 % slower than without, measured
-# on tests/e2e/test_cache.py), then the per-module table and the modules under 90 % of lines.
+# The suite under SlipCover's line coverage (the CLI's child processes too: their parts land in
+# .coverage-parts/), then the per-module table and the modules under 90 % of lines.
 test: lint browser
-	$(BIN)/python -m pytest -n $(WORKERS) --dist loadscope --durations=25 \
-	  --cov --cov-report=term --cov-report=json:.coverage.json
-	$(BIN)/python tests/coverage_floor.py .coverage.json 90
+	rm -rf .coverage-parts && mkdir .coverage-parts
+	COVERAGE_PARTS=$(CURDIR)/.coverage-parts $(BIN)/python -m slipcover --source src/resnet_ft \
+	  --json --out .coverage-parts/suite.json \
+	  -m pytest -n $(WORKERS) --dist loadscope --durations=25
+	$(BIN)/python tests/coverage_floor.py .coverage-parts .coverage.json 90
 
 # The suite alone, without coverage (faster while iterating).
 quick-test: lint browser

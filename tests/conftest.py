@@ -42,6 +42,27 @@ _share_the_cores()
 
 
 @pytest.fixture(scope="session", autouse=True)
+def children_measured() -> Iterator[None]:
+    """Child Python processes measure coverage too, when ``make test`` collects it.
+
+    ``COVERAGE_PARTS`` (set by the Makefile) names the folder the parts go to;
+    support/child_coverage/sitecustomize.py starts SlipCover in each child. Set here,
+    in a fixture, so that only the processes that run tests pass it on: xdist's
+    workers themselves are measured by SlipCover's own pytest plugin.
+    """
+    if not os.environ.get("COVERAGE_PARTS"):
+        yield
+        return
+    import resnet_ft
+
+    folder = Path(__file__).parent / "support" / "child_coverage"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(folder), prepend=os.pathsep)
+        patch.setenv("COVERAGE_SOURCE", str(Path(resnet_ft.__file__).parent))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def maps_by_pca() -> Iterator[None]:
     """Reports lay their map out by PCA, whatever is installed.
 

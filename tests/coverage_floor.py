@@ -1,8 +1,13 @@
-"""Per-module line coverage against a floor: ``python tests/coverage_floor.py REPORT.json 90``.
+"""The suite's line coverage, per module and against a floor.
 
-``coverage report`` can fail only on the total; a module can hide behind the
-others there. This reads coverage's JSON report and lists every module of
-``src/`` below the floor (exit 1 if there is one, with ``--strict``).
+Usage: ``python tests/coverage_floor.py PARTS REPORT.json 90 [--strict]``.
+
+PARTS is the folder of SlipCover JSON files that ``make test`` collects: the
+pytest processes' (``suite.json``) and one per child process that a test started
+(support/child_coverage). They are merged into REPORT.json, the per-module table
+is printed, and every module of ``src/`` below the floor is listed (exit 1 if there
+is one, with ``--strict``). A total can hide a poorly tested module behind the
+others; the per-module list cannot.
 """
 
 from __future__ import annotations
@@ -11,6 +16,30 @@ import json
 import sys
 from pathlib import Path
 
+import slipcover
+
+
+def merged(parts: Path) -> dict:
+    """The suite's coverage with every child process's lines added."""
+    suite, *children = sorted(parts.glob("*.json"), key=lambda path: path.name != "suite.json")
+    report = json.loads(suite.read_text(encoding="utf-8"))
+    for child in children:
+        slipcover.merge_coverage(report, json.loads(child.read_text(encoding="utf-8")))
+    return report
+
+
+def table(report: dict) -> str:
+    """Lines, lines missed and percent covered for each module, then the total."""
+    rows = [(name, data["summary"]["covered_lines"] + data["summary"]["missing_lines"],
+             data["summary"]["missing_lines"], data["summary"]["percent_covered"])
+            for name, data in sorted(report["files"].items())]
+    total = report["summary"]
+    rows.append(("TOTAL", total["covered_lines"] + total["missing_lines"],
+                 total["missing_lines"], total["percent_covered"]))
+    width = max(len(row[0]) for row in rows)
+    return "\n".join(f"{name:<{width}} {lines:6d} {missed:6d} {percent:6.1f}%"
+                     for name, lines, missed, percent in rows)
+
 
 def below(report: dict, floor: float) -> list[tuple[str, float]]:
     files = report["files"].items()
@@ -18,11 +47,15 @@ def below(report: dict, floor: float) -> list[tuple[str, float]]:
                   if data["summary"]["percent_covered"] < floor)
 
 
-def main(path: str, floor: str, *flags: str) -> int:
-    modules = below(json.loads(Path(path).read_text(encoding="utf-8")), float(floor))
+def main(parts: str, out: str, floor: str, *flags: str) -> int:
+    report = merged(Path(parts))
+    Path(out).write_text(json.dumps(report), encoding="utf-8")
+    print(table(report))
+    modules = below(report, float(floor))
     for name, percent in modules:
         print(f"below {floor} %: {name} {percent:.1f} %")
-    print(f"{len(modules)} module(s) below {floor} % line coverage")
+    print(f"{len(list(Path(parts).glob('child-*.json')))} child process(es) merged; "
+          f"{len(modules)} module(s) below {floor} % line coverage")
     return 1 if modules and "--strict" in flags else 0
 
 

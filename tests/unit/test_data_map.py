@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.tracing import untraced
 
 from resnet_ft.evaluation.evaluate import Scores
 from resnet_ft.evaluation.report.datamap import map_section
@@ -46,21 +45,7 @@ def test_pca_map_is_the_first_two_principal_components_in_the_unit_square():
     assert points.shape == (45, 2)
 
 
-@pytest.fixture
-def umap_untraced(monkeypatch):
-    """umap-learn imported and fitting outside coverage's tracer (support/tracing.py)."""
-    with untraced():
-        import umap
-    fit = umap.UMAP.fit_transform
-
-    def fit_untraced(self, *args, **kwargs):
-        with untraced():
-            return fit(self, *args, **kwargs)
-
-    monkeypatch.setattr(umap.UMAP, "fit_transform", fit_untraced)
-
-
-def test_umap_map_is_seeded_deterministic_and_keeps_clusters_apart(umap_untraced):
+def test_umap_map_is_seeded_deterministic_and_keeps_clusters_apart():
     features, files = _clusters(), _files(45)
     first = stored_or_projected(None, files, features, method="umap")
     again = stored_or_projected(None, files, features, method="umap")
