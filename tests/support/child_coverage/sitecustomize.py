@@ -12,6 +12,8 @@ under any tracer.
 from __future__ import annotations
 
 import os
+from types import CodeType
+from typing import Any
 
 
 def _measure(parts: str, source: str) -> None:
@@ -22,7 +24,9 @@ def _measure(parts: str, source: str) -> None:
 
     # no source for Slipcover itself: the suite's report already lists files never imported
     measured = slipcover.Slipcover()
-    slipcover.ImportManager(measured, slipcover.FileMatcher(sources=[source])).__enter__()
+    matcher = slipcover.FileMatcher(sources=[source])
+    slipcover.ImportManager(measured, matcher).__enter__()
+    _instrument_runpy(measured, matcher)
 
     def write() -> None:
         path = os.path.join(parts, f"child-{os.getpid()}.json")
@@ -30,6 +34,21 @@ def _measure(parts: str, source: str) -> None:
             json.dump(measured.get_coverage(), file)
 
     atexit.register(write)
+
+
+def _instrument_runpy(measured: Any, matcher: Any) -> None:
+    """``python -m resnet_ft`` runs ``__main__.py`` through runpy, which compiles it without
+    the import hooks that instrument everything else: instrument that code on its way in."""
+    import runpy
+
+    run_code = runpy._run_code
+
+    def instrumented(code: CodeType, *args: Any, **kwargs: Any) -> Any:
+        if matcher.matches(code.co_filename):
+            code = measured.instrument(code)
+        return run_code(code, *args, **kwargs)
+
+    runpy._run_code = instrumented
 
 
 if os.environ.get("COVERAGE_PARTS") and os.environ.get("COVERAGE_SOURCE"):
