@@ -19,23 +19,24 @@ from pathlib import Path
 import slipcover
 
 
-def merged(parts: Path) -> dict:
-    """The suite's coverage with every child process's lines added."""
-    suite, *children = sorted(parts.glob("*.json"), key=lambda path: path.name != "suite.json")
-    report = json.loads(suite.read_text(encoding="utf-8"))
+def merged(parts: Path) -> tuple[dict, int]:
+    """The suite's coverage with every child process's lines added, and how many children."""
+    report = json.loads((parts / "suite.json").read_text(encoding="utf-8"))
+    children = sorted(parts.glob("child-*.json"))
     for child in children:
         slipcover.merge_coverage(report, json.loads(child.read_text(encoding="utf-8")))
-    return report
+    return report, len(children)
+
+
+def _row(name: str, summary: dict) -> tuple[str, int, int, float]:
+    return (name, summary["covered_lines"] + summary["missing_lines"], summary["missing_lines"],
+            summary["percent_covered"])
 
 
 def table(report: dict) -> str:
     """Lines, lines missed and percent covered for each module, then the total."""
-    rows = [(name, data["summary"]["covered_lines"] + data["summary"]["missing_lines"],
-             data["summary"]["missing_lines"], data["summary"]["percent_covered"])
-            for name, data in sorted(report["files"].items())]
-    total = report["summary"]
-    rows.append(("TOTAL", total["covered_lines"] + total["missing_lines"],
-                 total["missing_lines"], total["percent_covered"]))
+    rows = [_row(name, data["summary"]) for name, data in sorted(report["files"].items())]
+    rows.append(_row("TOTAL", report["summary"]))
     width = max(len(row[0]) for row in rows)
     return "\n".join(f"{name:<{width}} {lines:6d} {missed:6d} {percent:6.1f}%"
                      for name, lines, missed, percent in rows)
@@ -48,13 +49,13 @@ def below(report: dict, floor: float) -> list[tuple[str, float]]:
 
 
 def main(parts: str, out: str, floor: str, *flags: str) -> int:
-    report = merged(Path(parts))
+    report, children = merged(Path(parts))
     Path(out).write_text(json.dumps(report), encoding="utf-8")
     print(table(report))
     modules = below(report, float(floor))
     for name, percent in modules:
         print(f"below {floor} %: {name} {percent:.1f} %")
-    print(f"{len(list(Path(parts).glob('child-*.json')))} child process(es) merged; "
+    print(f"{children} child process(es) merged; "
           f"{len(modules)} module(s) below {floor} % line coverage")
     return 1 if modules and "--strict" in flags else 0
 
