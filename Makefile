@@ -40,12 +40,8 @@ browser:
 	fi
 
 # Test processes (pytest-xdist): one per core of the 2-core CI machine; each test module runs
-# in one process (--dist loadscope), so its module fixtures are built once. Modules go out in
-# collection order: xdist's default hands out the modules with the most tests first, which
-# leaves the few-test, minute-long end-to-end modules for last, where one process works
-# through them while the other waits; in order, the many small unit modules come last.
+# in one process (--dist loadscope), so its module fixtures are built once.
 WORKERS ?= 2
-XDIST := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The suite under SlipCover's line coverage (the CLI's child processes too: their parts land in
 # .coverage-parts/), then the per-module table and the modules under 90 % of lines.
@@ -53,12 +49,12 @@ test: lint browser
 	rm -rf .coverage-parts && mkdir .coverage-parts
 	COVERAGE_PARTS=$(CURDIR)/.coverage-parts $(BIN)/python -m slipcover --source src/resnet_ft \
 	  --json --out .coverage-parts/suite.json \
-	  -m pytest $(XDIST) --durations=25
+	  -m pytest -n $(WORKERS) --dist loadscope --durations=25
 	$(BIN)/python tests/coverage_floor.py .coverage-parts .coverage.json 90
 
 # The suite alone, without coverage (faster while iterating).
 quick-test: lint browser
-	$(BIN)/python -m pytest $(XDIST)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadscope
 
 # The documentation site into site/ (docs/, mkdocs.yml): offline, and --strict, as `make test`
 # builds it (tests/docs/). NO_MKDOCS_2_WARNING silences Material's end-of-life banner.
