@@ -10,8 +10,14 @@ of training images — that a SavedModel can compute as two matrix products.
 
 Few images in a 2048-dimensional space give a singular covariance, so it is
 shrunk towards a multiple of the identity by the Ledoit-Wolf rule (the
-shrinkage that minimises the expected squared error; no knob to set). The
-fit streams the features in chunks: memory is O(D^2 + C D), never N x N.
+shrinkage that minimises the expected squared error; no knob to set). With
+at least as many training images as feature dimensions the fit streams the
+features in chunks: memory is O(D^2 + C D), never N x N. With fewer (a small
+data set), the covariance is a multiple of the identity plus a term of rank
+below N, and the whitening is built from the N x N Gram matrix's eigenvectors:
+O(N^2 D + N D^2) instead of the O(D^3) of a Cholesky factorisation, for the same
+distances; below 0.4 D images that is the cheaper (0.01 s against 0.3 s for 40
+images at D = 2048, one core).
 
 The threshold is calibrated on the validation images: with ``rate`` r and
 n validation images, ``k = floor(r n)`` of them score above it (exactly, when
@@ -95,9 +101,14 @@ def fit_scorer(train: Any, labels: np.ndarray, val: Any, rate: float) -> Scorer:
     (rows labelled -1 are left out), its threshold set on validation features ``val``."""
     labels = np.asarray(labels)
     means = _class_means(train, labels)
+    whiten = None
+    if 5 * np.count_nonzero(labels >= 0) < 2 * means.shape[1]:  # under 0.4 D rows (module doc)
+        whiten = _low_rank_whitening(train, labels, means)
+    if whiten is None:
+        whiten = _whitening(_shrunk_covariance(train, labels, means))
     # float32 storage (half the file; a score's relative error stays ~1e-7), calibrated with
     # the stored matrix itself so the threshold and later scores use the same numbers
-    whiten = _whitening(_shrunk_covariance(train, labels, means)).astype(np.float32)
+    whiten = whiten.astype(np.float32)
     scorer = Scorer(means @ whiten.T.astype(np.float64), whiten, math.inf, rate)
     return Scorer(scorer.centres, whiten, calibrate(scorer.scores(val), rate), rate)
 
@@ -140,14 +151,51 @@ def _shrunk_covariance(features: Any, labels: np.ndarray, means: np.ndarray) -> 
         count += len(rows)
     # in place: each new D x D float64 matrix is 32 MB of fresh pages at D = 2048
     empirical = np.divide(scatter, count, out=scatter)
-    mu = np.trace(empirical) / dim
-    delta_ = float((empirical ** 2).sum())
-    beta = (fourth / count - delta_) / (dim * count)
-    delta = (delta_ - 2 * mu * np.trace(empirical) + dim * mu ** 2) / dim
-    shrinkage = 0.0 if beta == 0 else min(beta, delta) / delta
+    shrinkage, mu = _ledoit_wolf(float(np.trace(empirical)), float((empirical ** 2).sum()),
+                                 fourth, count, dim)
     shrunk = np.multiply(empirical, 1 - shrinkage, out=empirical)
     shrunk.flat[:: dim + 1] += shrinkage * mu
     return shrunk
+
+
+def _ledoit_wolf(trace: float, squares: float, fourth: float, count: int,
+                 dim: int) -> tuple[float, float]:
+    """``(shrinkage, mu)`` of the shrunk covariance ``(1 - shrinkage) S + shrinkage mu I``,
+    from the empirical covariance S's trace, its sum of squares, and the sum over the
+    centred rows of their squared norm squared."""
+    mu = trace / dim
+    beta = (fourth / count - squares) / (dim * count)
+    delta = (squares - 2 * mu * trace + dim * mu ** 2) / dim
+    return (0.0 if beta == 0 else min(beta, delta) / delta), mu
+
+
+def _low_rank_whitening(features: Any, labels: np.ndarray,
+                        means: np.ndarray) -> np.ndarray | None:
+    """``C^(-1/2)`` for fewer centred rows ``R`` (N x D) than dimensions, or None where the
+    shrunk covariance ``C`` is singular (no shrinkage, or zero variance).
+
+    ``S = R^T R / N`` is ``B diag(l) B^T`` on an orthonormal basis ``B`` of at most N
+    columns, found from the eigenvectors ``v`` of the Gram matrix ``R R^T / N`` (same
+    eigenvalues ``l``; ``B = R^T v / sqrt(N l)``). C has eigenvalues ``floor + (1 - s) l``
+    on B and ``floor = s mu`` elsewhere, so ``C^(-1/2) = a I + B diag(b - a) B^T`` with
+    ``a = floor^-1/2`` and ``b = (floor + (1 - s) l)^-1/2``. Eigenvalues at rounding level
+    (below 1e-12 of the largest: the directions centring removed) are left to ``a``.
+    """
+    rows = np.concatenate([chunk - means[y] for chunk, y in _chunks(features, labels)])
+    count, dim = rows.shape
+    gram = rows @ rows.T / count
+    shrinkage, mu = _ledoit_wolf(float(np.trace(gram)), float((gram ** 2).sum()),
+                                 float(((rows ** 2).sum(1) ** 2).sum()), count, dim)
+    floor = shrinkage * mu
+    if not floor > 0:
+        return None
+    values, vectors = np.linalg.eigh(gram)
+    keep = values > 1e-12 * values.max()
+    basis = rows.T @ (vectors[:, keep] / np.sqrt(count * values[keep]))
+    scale = floor ** -0.5
+    whiten = (basis * ((floor + (1 - shrinkage) * values[keep]) ** -0.5 - scale)) @ basis.T
+    whiten.flat[:: dim + 1] += scale
+    return whiten
 
 
 def _whitening(covariance: np.ndarray) -> np.ndarray:
