@@ -72,6 +72,10 @@ def plot_top_losses(items: list[TopLoss], path: Path, *, thumb: int = 160) -> No
                                 squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
+        # no ticks either: tight_layout still lays out a hidden axis's tick labels (40 % of
+        # this plot's time, measured; the image is the same pixel for pixel)
+        axis.set_xticks([])
+        axis.set_yticks([])
     for axis, item in zip(axes.flat, items, strict=False):
         image = thumbnail(item.path, thumb)
         if image is None:
