@@ -64,3 +64,17 @@ def test_one_image_per_class_has_no_variance_and_still_fits():
     assert np.isfinite(scorer.whiten).all() and np.isfinite(scorer.threshold)
     diagonal = np.diag(scorer.whiten)
     assert (diagonal > 0).all() and (scorer.whiten == np.diag(diagonal)).all()  # jitter x I
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_non_finite_features_are_refused_in_one_line(bad):
+    """Few rows or many, a feature that is not finite stops the fit with the same error."""
+    from resnet_ft.errors import InputError
+
+    for count in (12, 120):
+        features = np.random.default_rng(3).normal(size=(count, 64)).astype(np.float32)
+        features[5, 7] = bad
+        with pytest.raises(InputError, match=r"^the reject scorer's feature covariance does "
+                                             r"not factor \(non-finite features\?\)$"), \
+                np.errstate(invalid="ignore"):  # inf - inf on the way: that is the point
+            fit_scorer(features, np.arange(count) % 3, features[:4], 0.1)

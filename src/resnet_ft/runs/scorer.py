@@ -172,7 +172,7 @@ def _ledoit_wolf(trace: float, squares: float, fourth: float, count: int,
 def _low_rank_whitening(features: Any, labels: np.ndarray,
                         means: np.ndarray) -> np.ndarray | None:
     """``C^(-1/2)`` for fewer centred rows ``R`` (N x D) than dimensions, or None where the
-    shrunk covariance ``C`` is singular (no shrinkage, or zero variance).
+    shrunk covariance ``C`` is singular (no shrinkage, or zero variance) or not finite.
 
     ``S = R^T R / N`` is ``B diag(l) B^T`` on an orthonormal basis ``B`` of at most N
     columns, found from the eigenvectors ``v`` of the Gram matrix ``R R^T / N`` (same
@@ -187,7 +187,7 @@ def _low_rank_whitening(features: Any, labels: np.ndarray,
     shrinkage, mu = _ledoit_wolf(float(np.trace(gram)), float((gram ** 2).sum()),
                                  float(((rows ** 2).sum(1) ** 2).sum()), count, dim)
     floor = shrinkage * mu
-    if not floor > 0:
+    if not (np.isfinite(floor) and floor > 0):  # the factorisation says what is wrong
         return None
     values, vectors = np.linalg.eigh(gram)
     keep = values > 1e-12 * values.max()
@@ -207,7 +207,9 @@ def _whitening(covariance: np.ndarray) -> np.ndarray:
     gets a jitter of 1e-10 of its mean variance, grown until it factors.
     """
     scale = max(float(np.trace(covariance)) / len(covariance), 1e-12)
-    for jitter in (0.0, *(scale * 1e-10 * 100 ** i for i in range(5))):
+    # NumPy's Cholesky returns NaNs for a non-finite matrix rather than failing: no jitter
+    finite = np.isfinite(covariance).all()
+    for jitter in (0.0, *(scale * 1e-10 * 100 ** i for i in range(5))) if finite else ():
         try:
             lower = np.linalg.cholesky(
                 covariance + jitter * np.eye(len(covariance)) if jitter else covariance)
