@@ -24,11 +24,11 @@ def _features(count: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray, 
     return features, labels, covariance
 
 
-@pytest.mark.parametrize(("count", "dim"), [(2100, 2048), (400, 300), (400, 97)])
+@pytest.mark.parametrize(("count", "dim"), [(900, 2048), (400, 300), (400, 97)])
 def test_whitening_makes_the_shrunk_covariance_the_identity(count, dim):
     """``W C W^T = I`` at ResNet's 2048 and at sizes whose halves are odd (the triangular
     inverse works by halves), with ``W`` lower-triangular (the inverse Cholesky factor):
-    as many training rows as dimensions or more."""
+    0.4 D training rows or more."""
     features, labels, covariance = _features(count, dim, dim)
     scorer = fit_scorer(features, labels, features[:10], 0.1)
     whiten = scorer.whiten.astype(np.float64)
@@ -36,7 +36,7 @@ def test_whitening_makes_the_shrunk_covariance_the_identity(count, dim):
     assert (np.triu(scorer.whiten, 1) == 0).all()
 
 
-@pytest.mark.parametrize(("count", "dim"), [(40, 2048), (400, 2048), (30, 97)])
+@pytest.mark.parametrize(("count", "dim"), [(40, 2048), (30, 97)])
 def test_few_rows_give_the_same_whitening_and_distances(count, dim):
     """Under 0.4 D rows the whitening is the symmetric ``C^(-1/2)`` built from the Gram
     matrix: still ``W C W^T = I``, and each score is the Mahalanobis distance to the
@@ -49,9 +49,9 @@ def test_few_rows_give_the_same_whitening_and_distances(count, dim):
     assert np.abs(scorer.whiten - scorer.whiten.T).max() <= 1e-6 * np.abs(scorer.whiten).max()
     rows = features.astype(np.float64)
     means = np.stack([rows[labels == c].mean(0) for c in range(3)])
-    precision = np.linalg.inv(covariance)
-    gaps = probes[:, None, :] - means[None]
-    expected = np.sqrt(np.einsum("ncd,de,nce->nc", gaps, precision, gaps).min(1))
+    gaps = (probes[:, None, :] - means[None]).reshape(-1, dim)
+    squared = (gaps * np.linalg.solve(covariance, gaps.T).T).sum(1).reshape(len(probes), 3)
+    expected = np.sqrt(squared.min(1))
     np.testing.assert_allclose(scorer.scores(probes), expected, rtol=1e-5)
     assert (scorer.rejects(scorer.scores(probes))).sum() == 5  # floor(0.2 x 25) above
 
