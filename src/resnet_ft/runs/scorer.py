@@ -32,6 +32,7 @@ rejected when its score is strictly greater.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,16 +140,26 @@ def _class_means(features: Any, labels: np.ndarray) -> np.ndarray:
     return sums / counts[:, None]
 
 
+def _centred(features: Any, labels: np.ndarray, means: np.ndarray) -> Iterator[np.ndarray]:
+    """The labelled rows less their class means, ``CHUNK`` at a time."""
+    for rows, y in _chunks(features, labels):
+        yield rows - means[y]
+
+
+def _fourth(centred: np.ndarray) -> float:
+    """Ledoit and Wolf's fourth-moment term: the sum over rows of their squared norm, squared."""
+    return float(((centred ** 2).sum(1) ** 2).sum())
+
+
 def _shrunk_covariance(features: Any, labels: np.ndarray, means: np.ndarray) -> np.ndarray:
     """The pooled within-class covariance, shrunk by Ledoit and Wolf's rule (as scikit-learn's
     ``ledoit_wolf`` computes it), accumulated chunk by chunk."""
     dim = means.shape[1]
     scatter, fourth, count = np.zeros((dim, dim)), 0.0, 0
-    for rows, y in _chunks(features, labels):
-        centred = rows - means[y]
+    for centred in _centred(features, labels, means):
         scatter += centred.T @ centred
-        fourth += float(((centred ** 2).sum(1) ** 2).sum())
-        count += len(rows)
+        fourth += _fourth(centred)
+        count += len(centred)
     # in place: each new D x D float64 matrix is 32 MB of fresh pages at D = 2048
     empirical = np.divide(scatter, count, out=scatter)
     shrinkage, mu = _ledoit_wolf(float(np.trace(empirical)), float((empirical ** 2).sum()),
@@ -181,11 +192,11 @@ def _low_rank_whitening(features: Any, labels: np.ndarray,
     ``a = floor^-1/2`` and ``b = (floor + (1 - s) l)^-1/2``. Eigenvalues at rounding level
     (below 1e-12 of the largest: the directions centring removed) are left to ``a``.
     """
-    rows = np.concatenate([chunk - means[y] for chunk, y in _chunks(features, labels)])
+    rows = np.concatenate(list(_centred(features, labels, means)))
     count, dim = rows.shape
     gram = rows @ rows.T / count
     shrinkage, mu = _ledoit_wolf(float(np.trace(gram)), float((gram ** 2).sum()),
-                                 float(((rows ** 2).sum(1) ** 2).sum()), count, dim)
+                                 _fourth(rows), count, dim)
     floor = shrinkage * mu
     if not (np.isfinite(floor) and floor > 0):  # the factorisation says what is wrong
         return None
@@ -207,9 +218,10 @@ def _whitening(covariance: np.ndarray) -> np.ndarray:
     gets a jitter of 1e-10 of its mean variance, grown until it factors.
     """
     scale = max(float(np.trace(covariance)) / len(covariance), 1e-12)
-    # NumPy's Cholesky returns NaNs for a non-finite matrix rather than failing: no jitter
-    finite = np.isfinite(covariance).all()
-    for jitter in (0.0, *(scale * 1e-10 * 100 ** i for i in range(5))) if finite else ():
+    jitters = (0.0, *(scale * 1e-10 * 100 ** i for i in range(5)))
+    if not np.isfinite(covariance).all():  # NumPy's Cholesky returns NaNs here, not an error
+        jitters = ()
+    for jitter in jitters:
         try:
             lower = np.linalg.cholesky(
                 covariance + jitter * np.eye(len(covariance)) if jitter else covariance)
