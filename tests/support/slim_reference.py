@@ -71,6 +71,23 @@ def reference_weights(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str
     return values
 
 
+def assigner(variables):
+    """``assign(session, values)``: every variable set from ``values`` (by op name) in one run.
+
+    Built in the variables' graph. One ``Variable.load`` per variable is a session run
+    each, with its own pruned graph: ~50 s for ResNet-152.
+    """
+    import tensorflow as tf
+
+    feeds = {v: tf.compat.v1.placeholder(v.dtype.base_dtype, v.shape) for v in variables}
+    op = tf.group(*(v.assign(placeholder) for v, placeholder in feeds.items()))
+
+    def assign(session, values) -> None:
+        session.run(op, {placeholder: values[v.op.name] for v, placeholder in feeds.items()})
+
+    return assign
+
+
 def make_reference(
     directory: Path, depth: int, sizes: tuple[int, ...], seed: int = 0,
     extra_mean_rgb: bool = True, v1_format: bool = False,
@@ -95,14 +112,10 @@ def make_reference(
         model_vars = [v for v in variables if v.dtype.base_dtype == tf.float32
                       and not v.op.name.endswith("mean_rgb")]
         values = reference_weights({v.op.name: tuple(v.shape) for v in model_vars}, seed)
-        # one run assigns every variable (one Variable.load per variable is a session run
-        # each: ~50 s for ResNet-152)
-        feeds = {v: tf.compat.v1.placeholder(tf.float32, v.shape) for v in model_vars}
-        assign = tf.group(*(v.assign(placeholder) for v, placeholder in feeds.items()))
+        assign = assigner(model_vars)
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
-            session.run(assign, {placeholder: values[v.op.name]
-                                 for v, placeholder in feeds.items()})
+            assign(session, values)
             prefix = directory / f"resnet_v1_{depth}.ckpt"
             version = (tf.compat.v1.train.SaverDef.V1 if v1_format
                        else tf.compat.v1.train.SaverDef.V2)

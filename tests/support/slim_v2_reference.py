@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from support.slim_reference import assigner
+
 
 def import_slim():
     """tf-slim and its resnet_v2 (the v1 reference's import makes tf-slim importable)."""
@@ -104,14 +106,14 @@ def make_reference(directory: Path, depth: int = 50, sizes=(224, 193), seed: int
         model_vars = tf.compat.v1.global_variables()
         values = {v.op.name: _draw(v.op.name, tuple(v.shape), rng) for v in model_vars}
         updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+        assign = assigner(model_vars)
+        statistics = [v for v in model_vars
+                      if v.op.name.endswith(("moving_mean", "moving_variance"))]
         with tf.compat.v1.Session(graph=graph) as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            for v in model_vars:
-                v.load(values[v.op.name], session)
+            assign(session, values)
             session.run(updates, {pixels: inception_scale(noise)})
-            for v in model_vars:
-                if v.op.name.endswith(("moving_mean", "moving_variance")):
-                    values[v.op.name] = session.run(v)
+            for v, value in zip(statistics, session.run(statistics), strict=True):
+                values[v.op.name] = value
     for name in sorted(values):  # perturb: inference must really use the stored statistics
         if name.endswith("moving_mean"):
             std = np.sqrt(values[name.replace("moving_mean", "moving_variance")])
@@ -131,10 +133,10 @@ def make_reference(directory: Path, depth: int = 50, sizes=(224, 193), seed: int
         block4 = end_points[f"resnet_v2_{depth}/block4"]
         model_vars = [v for v in tf.compat.v1.global_variables() if v.op.name in values]
         assert len(model_vars) == len(values), "variable sets of the two graphs differ"
+        assign = assigner(model_vars)
         with tf.compat.v1.Session(graph=graph) as session:
             session.run(tf.compat.v1.global_variables_initializer())
-            for v in model_vars:
-                v.load(values[v.op.name], session)
+            assign(session, values)
             directory.mkdir(parents=True, exist_ok=True)
             prefix = directory / f"resnet_v2_{depth}.ckpt"
             tf.compat.v1.train.Saver().save(session, str(prefix), write_meta_graph=False)
