@@ -52,10 +52,13 @@ WORKERS ?= 2
 
 # Where the suite's temporary files go. Its runs write and delete a ResNet (100-200 MB) each,
 # some hundred times: on this machine ext4 took 0.5-0.75 s to write a new 94 MB file and tmpfs
-# 0.06 s (test_train with test_distill: 110 s against 98 s). So a memory-backed /dev/shm with
-# 8 GiB free holds them where there is one; elsewhere the system's temporary directory does.
+# 0.06 s (test_train with test_distill: 110 s against 98 s). So a memory-backed /dev/shm holds
+# them where the machine has room for them (they peaked at 3.7 GB, beside ~13 GB of test
+# processes): 8 GiB free there and 16 GiB of memory available; elsewhere the system's
+# temporary directory does.
 SCRATCH := $(shell d=/dev/shm; [ -d $$d ] && [ -w $$d ] && \
-  [ "$$(df -Pk $$d | awk 'NR == 2 {print $$4}')" -gt 8388608 ] 2>/dev/null && echo $$d)
+  [ "$$(df -Pk $$d | awk 'NR == 2 {print $$4}')" -gt 8388608 ] 2>/dev/null && \
+  [ "$$(awk '/^MemAvailable:/ {print $$2}' /proc/meminfo)" -gt 16777216 ] 2>/dev/null && echo $$d)
 TEST_ENV := $(if $(SCRATCH),TMPDIR=$(SCRATCH))
 
 # The suite under SlipCover's line coverage (the CLI's child processes too: their parts land in
