@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from resnet_ft.models.blocks import pad_for_stride, stem_pool
+from resnet_ft.models.blocks import kernel_initializer, pad_for_stride, stem_pool
 from resnet_ft.models.families import (
     DEPTHS,
     EXPANSION,
@@ -91,7 +91,7 @@ def _conv_bn(x, family: Family, filters: int, kernel: int, stride: int, name: st
     x, padding = pad_for_stride(x, kernel, stride, name)
     x = layers.Conv2D(
         filters, kernel, strides=stride, padding=padding, use_bias=family.conv_bias or fold,
-        name=name,
+        kernel_initializer=kernel_initializer(fold), name=name,
     )(x)
     if not fold:
         x = layers.BatchNormalization(

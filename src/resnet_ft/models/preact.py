@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from resnet_ft.models.blocks import pad_for_stride, stem_pool
+from resnet_ft.models.blocks import kernel_initializer, pad_for_stride, stem_pool
 from resnet_ft.models.families import DEPTHS, EXPANSION, GROUPS, PreactFamily, unit_plan
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ class _Builder:
                                     use_bias=bias, name=name,
                                     ws_epsilon=self.family.ws_epsilon)(x)
         return layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=bias,
-                             name=name)(x)
+                             kernel_initializer=kernel_initializer(self.fold), name=name)(x)
 
     def norm_relu(self, x: object, name: str) -> object:
         """The family's norm, then ReLU."""
