@@ -65,8 +65,8 @@ TEST_ENV := $(if $(SCRATCH),TMPDIR=$(SCRATCH))
 # .coverage-parts/), then the per-module table and the modules under 90 % of lines.
 test: lint browser
 	rm -rf .coverage-parts && mkdir .coverage-parts
-	$(TEST_ENV) COVERAGE_PARTS=$(CURDIR)/.coverage-parts $(BIN)/python -m slipcover --source src/resnet_ft \
-	  --json --out .coverage-parts/suite.json \
+	$(TEST_ENV) COVERAGE_PARTS=$(CURDIR)/.coverage-parts \
+	  $(BIN)/python -m slipcover --source src/resnet_ft --json --out .coverage-parts/suite.json \
 	  -m pytest -n $(WORKERS) --dist loadscope --durations=25
 	$(BIN)/python tests/coverage_floor.py .coverage-parts .coverage.json 90
 
