@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -39,6 +40,22 @@ def _share_the_cores() -> None:
 
 
 _share_the_cores()
+
+pytest_plugins = ["support.schedule"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Take what the imports made out of the garbage collector's sight, and collect less often.
+
+    TensorFlow, Keras and the test modules leave ~620,000 objects that live as long
+    as the process; every full collection walked them all again. Frozen after
+    collection, with a young generation of 10,000 objects instead of 700, the
+    collector's time in tests/e2e/test_train.py with test_cache.py went from
+    4.4-4.6 s to 1.7-2.4 s (of ~60 s). Objects made by tests are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
 
 
 @pytest.fixture(scope="session", autouse=True)
