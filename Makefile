@@ -47,7 +47,8 @@ browser:
 	fi
 
 # Test processes (pytest-xdist): one per core of the 2-core CI machine; each test module runs
-# in one process (--dist loadscope), so its module fixtures are built once.
+# in one process (--dist loadscope), so its module fixtures are built once; modules are handed
+# out longest first, in the order tests/support/schedule.py collects them (no reordering).
 WORKERS ?= 2
 
 # Where the suite's temporary files go. Its runs write and delete a ResNet (100-200 MB) each,
@@ -67,12 +68,12 @@ test: lint browser
 	rm -rf .coverage-parts && mkdir .coverage-parts
 	$(TEST_ENV) COVERAGE_PARTS=$(CURDIR)/.coverage-parts \
 	  $(BIN)/python -m slipcover --source src/resnet_ft --json --out .coverage-parts/suite.json \
-	  -m pytest -n $(WORKERS) --dist loadscope --durations=25
+	  -m pytest -n $(WORKERS) --dist loadscope --no-loadscope-reorder --durations=25
 	$(BIN)/python tests/coverage_floor.py .coverage-parts .coverage.json 90
 
 # The suite alone, without coverage (faster while iterating).
 quick-test: lint browser
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope
+	$(TEST_ENV) $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The documentation site into site/ (docs/, mkdocs.yml): offline, and --strict, as `make test`
 # builds it (tests/docs/). NO_MKDOCS_2_WARNING silences Material's end-of-life banner.
