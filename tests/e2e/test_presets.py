@@ -137,16 +137,13 @@ def test_a_published_md5_refuses_other_bytes_and_keeps_nothing(
 
 
 def test_a_slim_preset_trains_by_name_and_later_runs_reuse_it(
-        cli, mirror, flowers, tmp_path) -> None:
-    from resnet_ft.conversion.converter import convert
-    from resnet_ft.conversion.standin import write_standin_checkpoint
-
-    folder = tmp_path / "release"
-    folder.mkdir()
-    write_standin_checkpoint(folder / "resnet_v1_50.ckpt", 50)
+        cli, mirror, flowers, backbone50, tmp_path) -> None:
+    # the release holds the stand-in checkpoint that backbone50 is the direct conversion of
+    checkpoint = sorted(backbone50.parent.glob("resnet_v1_50.ckpt.*"))
+    assert [path.suffix for path in checkpoint] == [".data-00000-of-00001", ".index"]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(folder.iterdir()):
+        for path in checkpoint:
             tar.add(path, arcname=path.name)
     mirror.state.files[SLIM_PATH] = buffer.getvalue()
     cache, run = tmp_path / "cache", tmp_path / "run"
@@ -157,9 +154,8 @@ def test_a_slim_preset_trains_by_name_and_later_runs_reuse_it(
     cached = cache / "weights" / "slim--resnet_v1_50"
     assert sorted(p.name for p in cached.iterdir()) == [
         "backbone.keras", "resnet_v1_50.ckpt.data-00000-of-00001", "resnet_v1_50.ckpt.index"]
-    convert(folder / "resnet_v1_50.ckpt", tmp_path / "direct.keras")
     for ours, direct in zip(load_backbone(cached / "backbone.keras").get_weights(),
-                            load_backbone(tmp_path / "direct.keras").get_weights(), strict=True):
+                            load_backbone(backbone50).get_weights(), strict=True):
         np.testing.assert_array_equal(ours, direct)
     assert "backbone: slim/resnet_v1_50\n" in (run / "config.yaml").read_text()
     image = next(flowers.glob("*/*.jpg"))
