@@ -1,11 +1,12 @@
 """Test modules in the order that finishes the suite soonest on xdist's workers.
 
 ``make test`` gives each module to one worker (``--dist loadscope``), so the suite ends
-when the worker that drew the last long module does. Handed out in collection order,
-largest first (longest-processing-time first), the short modules fill the gaps at the
-end; handed out by number of tests (xdist's default order, which the Makefile turns off
-with ``--no-loadscope-reorder``), a 100-second module with five tests came late and
-left the other worker idle for 18-36 s of each run.
+when the worker that drew the last long module does. This plugin collects the modules
+longest first and xdist hands them out in that order (longest-processing-time first), so
+the short modules fill the gaps at the end. Handed out by number of tests (xdist's
+default order, which the Makefile turns off with ``--no-loadscope-reorder``), a
+100-second module with five tests came late and left the other worker idle for 11-36 s
+of each run.
 
 The seconds come from ``tests/module_seconds.json``, a record of a whole run (setup,
 call and teardown of each test, summed by module). Record it again after adding or
