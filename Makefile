@@ -50,6 +50,7 @@ browser:
 # in one process (--dist loadscope), so its module fixtures are built once; modules are handed
 # out longest first, in the order tests/support/schedule.py collects them (no reordering).
 WORKERS ?= 2
+XDIST := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 # Where the suite's temporary files go. Its runs write and delete a ResNet (100-200 MB) each,
 # some hundred times: on this machine ext4 took 0.5-0.75 s to write a new 94 MB file and tmpfs
@@ -68,12 +69,12 @@ test: lint browser
 	rm -rf .coverage-parts && mkdir .coverage-parts
 	$(TEST_ENV) COVERAGE_PARTS=$(CURDIR)/.coverage-parts \
 	  $(BIN)/python -m slipcover --source src/resnet_ft --json --out .coverage-parts/suite.json \
-	  -m pytest -n $(WORKERS) --dist loadscope --no-loadscope-reorder --durations=25
+	  -m pytest $(XDIST) --durations=25
 	$(BIN)/python tests/coverage_floor.py .coverage-parts .coverage.json 90
 
 # The suite alone, without coverage (faster while iterating).
 quick-test: lint browser
-	$(TEST_ENV) $(BIN)/python -m pytest -n $(WORKERS) --dist loadscope --no-loadscope-reorder
+	$(TEST_ENV) $(BIN)/python -m pytest $(XDIST)
 
 # The documentation site into site/ (docs/, mkdocs.yml): offline, and --strict, as `make test`
 # builds it (tests/docs/). NO_MKDOCS_2_WARNING silences Material's end-of-life banner.
